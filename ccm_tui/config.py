@@ -1,0 +1,473 @@
+"""Configuration: TOML file + environment -> typed, validated Settings.
+
+Discovery order: `--config PATH`, else `$CCM_TUI_CONFIG`, else `<user config dir>/ccm-tui/config.toml`.
+With no file, providers are enabled from the usual API-key environment variables. Every validation error
+names the file, the key and the problem (ConfigError). Keys never live in the TOML: a provider names the
+environment variable that holds its key, or falls back to the OS keyring (see secrets.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from ccm_tui.models import TIERS
+
+PROVIDER_KINDS = ("anthropic", "openai", "bedrock", "vertex", "gemini")
+STRATEGIES = ("ordered", "cost", "latency", "availability", "balanced")
+
+# A trailing `@region` on a model id picks another region for that variant. Vertex ids carry `@date`
+# (claude-sonnet-4@20250514), so only a suffix that looks like a region counts.
+_REGION_SUFFIX = re.compile(r"^(?:global|us|eu|[a-z]{2,}(?:-[a-z0-9]+)+)$")
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the user: `file: key: problem`."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way a provider can serve a tier: a model id, optionally in a region other than the provider's."""
+
+    model: str
+    region: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}@{self.region}" if self.region else self.model
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        head, sep, tail = text.rpartition("@")
+        if sep and head and _REGION_SUFFIX.match(tail):
+            return cls(model=head, region=tail)
+        return cls(model=text)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8082
+    auth_key_env: str | None = None
+    max_body_mb: float = 32.0
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    strategy: str = "ordered"
+    connect_timeout: float = 10.0
+    first_byte_timeout: float = 120.0  # models that think can be silent for a long time before the first byte
+    idle_timeout: float = 300.0  # between two chunks of a stream
+    cooldown_base: float = 2.0  # first back-off when the upstream gives no reset time; doubles per failure
+    cooldown_max: float = 300.0
+    disable_seconds: float = 3600.0  # "long disable" for auth / billing failures
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    hourly_usd: float | None = None
+    daily_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    name: str
+    kind: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    models: Mapping[str, tuple[Variant, ...]] = field(default_factory=dict)
+    enabled: bool = True
+    vendor: str | None = None  # quirks-table key for the OpenAI family; guessed from base_url when absent
+    region: str | None = None
+    project: str | None = None
+    credentials_file: str | None = None
+    betas: tuple[str, ...] | None = None  # anthropic-beta values this target accepts; None = pass all through
+    max_output_tokens: int | None = None  # clamp max_tokens to this
+    headers: Mapping[str, str] = field(default_factory=dict)
+    connect_timeout: float | None = None
+    first_byte_timeout: float | None = None
+    price_input_mtok: float | None = None  # user price override, USD per million tokens
+    price_output_mtok: float | None = None
+
+    def variants_for(self, requested_model: str, tier: str | None) -> tuple[Variant, ...]:
+        """The variants this provider offers for a request, best first; empty when it cannot serve it."""
+        for key in (requested_model, tier, "default"):
+            if key and key in self.models:
+                return self.models[key]
+        if self.kind == "anthropic" and not self.models:
+            return (Variant(requested_model),)
+        return ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    providers: tuple[ProviderSettings, ...] = ()
+    history_path: Path | None = None  # None = <user data dir>/ccm-tui/history.sqlite3
+    history_enabled: bool = True
+    source: Path | None = None  # the file these settings came from, if any
+
+    def with_server(self, host: str | None = None, port: int | None = None) -> Settings:
+        server = ServerSettings(
+            host=host if host is not None else self.server.host,
+            port=port if port is not None else self.server.port,
+            auth_key_env=self.server.auth_key_env,
+            max_body_mb=self.server.max_body_mb,
+        )
+        return _replace(self, server=server)
+
+
+def _replace(obj: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(obj, **changes)
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir("ccm-tui")) / "config.toml"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("ccm-tui"))
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path | None:
+    """The config file to read, or None when there is none (an explicit path must exist)."""
+    if explicit:
+        return Path(explicit)
+    if environ.get("CCM_TUI_CONFIG"):
+        return Path(environ["CCM_TUI_CONFIG"])
+    path = default_config_path()
+    return path if path.exists() else None
+
+
+def load_settings(explicit: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    path = find_config_path(explicit, environ)
+    if path is None:
+        return Settings(providers=providers_from_environment(environ))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    settings = parse_settings(data, str(path))
+    if not settings.providers and "providers" not in data:
+        settings = _replace(settings, providers=providers_from_environment(environ))
+    return _replace(settings, source=path)
+
+
+# Providers enabled from well-known environment variables when there is no config file.
+ENVIRONMENT_PROVIDERS: tuple[tuple[str, str, str, str | None, dict[str, str]], ...] = (
+    ("anthropic", "anthropic", "ANTHROPIC_API_KEY", "https://api.anthropic.com", {}),
+    (
+        "openrouter",
+        "openai",
+        "OPENROUTER_API_KEY",
+        "https://openrouter.ai/api/v1",
+        {
+            "haiku": "anthropic/claude-haiku-4.5",
+            "sonnet": "anthropic/claude-sonnet-4.5",
+            "opus": "anthropic/claude-opus-4.5",
+        },
+    ),
+    (
+        "openai",
+        "openai",
+        "OPENAI_API_KEY",
+        "https://api.openai.com/v1",
+        {"haiku": "gpt-5-mini", "sonnet": "gpt-5", "opus": "gpt-5", "default": "gpt-5"},
+    ),
+    (
+        "groq",
+        "openai",
+        "GROQ_API_KEY",
+        "https://api.groq.com/openai/v1",
+        {"haiku": "llama-3.1-8b-instant", "sonnet": "openai/gpt-oss-120b", "default": "openai/gpt-oss-120b"},
+    ),
+    (
+        "cerebras",
+        "openai",
+        "CEREBRAS_API_KEY",
+        "https://api.cerebras.ai/v1",
+        {"haiku": "llama3.1-8b", "sonnet": "gpt-oss-120b", "default": "gpt-oss-120b"},
+    ),
+    (
+        "github",
+        "openai",
+        "GITHUB_TOKEN",
+        "https://models.github.ai/inference",
+        {"haiku": "openai/gpt-4.1-mini", "sonnet": "openai/gpt-4.1", "default": "openai/gpt-4.1"},
+    ),
+    (
+        "gemini",
+        "gemini",
+        "GEMINI_API_KEY",
+        None,
+        {"haiku": "gemini-2.5-flash", "sonnet": "gemini-2.5-pro", "opus": "gemini-2.5-pro"},
+    ),
+)
+
+
+def providers_from_environment(environ: Mapping[str, str]) -> tuple[ProviderSettings, ...]:
+    providers = []
+    for name, kind, env, base_url, models in ENVIRONMENT_PROVIDERS:
+        if environ.get(env):
+            providers.append(
+                ProviderSettings(
+                    name=name,
+                    kind=kind,
+                    base_url=base_url,
+                    api_key_env=env,
+                    models={tier: (Variant.parse(model),) for tier, model in models.items()},
+                )
+            )
+    return tuple(providers)
+
+
+# --- validation -------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads typed values out of a TOML table, raising ConfigError that names file and dotted key."""
+
+    def __init__(self, source: str, table: Mapping[str, Any], prefix: str) -> None:
+        self.source, self.table, self.prefix = source, table, prefix
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        dotted = f"{self.prefix}.{key}" if self.prefix else key
+        return ConfigError(f"{self.source}: {dotted}: {problem}")
+
+    def reject_unknown(self, known: set[str]) -> None:
+        for key in self.table:
+            if key not in known:
+                raise self.error(key, f"unknown key (expected one of: {', '.join(sorted(known))})")
+
+    def _get(self, key: str, types: tuple[type, ...], what: str, default: Any) -> Any:
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) and bool not in types:
+            raise self.error(key, f"must be {what}, got {value!r}")
+        if not isinstance(value, types):
+            raise self.error(key, f"must be {what}, got {value!r}")
+        return value
+
+    def str(self, key: str, default: str | None = None) -> str | None:
+        value = self._get(key, (str,), "a string", default)
+        if value is not None and not value.strip():
+            raise self.error(key, "must not be empty")
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        return self._get(key, (bool,), "true or false", default)
+
+    def number(self, key: str, default: float | None, minimum: float = 0.0) -> float | None:
+        value = self._get(key, (int, float), "a number", default)
+        if value is not None and value < minimum:
+            raise self.error(key, f"must be at least {minimum:g}, got {value!r}")
+        return float(value) if value is not None else None
+
+    def int(self, key: str, default: int | None, minimum: int = 0, maximum: int | None = None) -> int | None:
+        value = self._get(key, (int,), "a whole number", default)
+        if value is not None and (value < minimum or (maximum is not None and value > maximum)):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise self.error(key, f"must be {bounds}, got {value!r}")
+        return value
+
+    def table_of(self, key: str) -> _Reader:
+        value = self._get(key, (dict,), "a table", {})
+        dotted = f"{self.prefix}.{key}" if self.prefix else key
+        return _Reader(self.source, value, dotted)
+
+    def str_list(self, key: str) -> tuple[str, ...] | None:
+        value = self._get(key, (list,), "a list of strings", None)
+        if value is None:
+            return None
+        if not all(isinstance(item, str) for item in value):
+            raise self.error(key, "must be a list of strings")
+        return tuple(value)
+
+
+def parse_settings(data: Mapping[str, Any], source: str) -> Settings:
+    root = _Reader(source, data, "")
+    root.reject_unknown({"server", "routing", "alerts", "history", "providers"})
+
+    server_table = root.table_of("server")
+    server_table.reject_unknown({"host", "port", "auth_key_env", "max_body_mb"})
+    server = ServerSettings(
+        host=server_table.str("host", "127.0.0.1") or "127.0.0.1",
+        port=server_table.int("port", 8082, minimum=0, maximum=65535) or 0,
+        auth_key_env=server_table.str("auth_key_env"),
+        max_body_mb=server_table.number("max_body_mb", 32.0, minimum=0.001) or 32.0,
+    )
+
+    routing_table = root.table_of("routing")
+    defaults = RoutingSettings()
+    routing_table.reject_unknown(set(defaults.__dataclass_fields__))
+    strategy = routing_table.str("strategy", "ordered") or "ordered"
+    if strategy not in STRATEGIES:
+        raise routing_table.error("strategy", f"must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    routing = RoutingSettings(
+        strategy=strategy,
+        **{
+            name: routing_table.number(name, getattr(defaults, name), minimum=0.001)
+            for name in defaults.__dataclass_fields__
+            if name != "strategy"
+        },
+    )
+
+    alerts_table = root.table_of("alerts")
+    alerts_table.reject_unknown({"hourly_usd", "daily_usd"})
+    alerts = AlertSettings(
+        hourly_usd=alerts_table.number("hourly_usd", None), daily_usd=alerts_table.number("daily_usd", None)
+    )
+
+    history_table = root.table_of("history")
+    history_table.reject_unknown({"path", "enabled"})
+    history_path = history_table.str("path")
+
+    raw_providers = data.get("providers", [])
+    if not isinstance(raw_providers, list) or not all(isinstance(p, dict) for p in raw_providers):
+        raise root.error("providers", "must be an array of tables ([[providers]])")
+    providers = tuple(
+        _parse_provider(_Reader(source, table, f"providers[{index}]")) for index, table in enumerate(raw_providers)
+    )
+    names = [p.name for p in providers]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise ConfigError(f"{source}: providers[{index}].name: duplicate provider name {name!r}")
+
+    return Settings(
+        server=server,
+        routing=routing,
+        alerts=alerts,
+        providers=providers,
+        history_path=Path(history_path).expanduser() if history_path else None,
+        history_enabled=history_table.bool("enabled", True),
+    )
+
+
+_PROVIDER_KEYS = {
+    "name",
+    "kind",
+    "base_url",
+    "api_key_env",
+    "models",
+    "enabled",
+    "vendor",
+    "region",
+    "project",
+    "credentials_file",
+    "betas",
+    "max_output_tokens",
+    "headers",
+    "connect_timeout",
+    "first_byte_timeout",
+    "price_input_mtok",
+    "price_output_mtok",
+}
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+def _parse_provider(table: _Reader) -> ProviderSettings:
+    table.reject_unknown(_PROVIDER_KEYS)
+    name = table.str("name")
+    if name is None:
+        raise table.error("name", "missing (every provider needs a unique name)")
+    if not _NAME.match(name):
+        raise table.error("name", "use letters, digits, '-', '_' or '.' (at most 32 characters)")
+    kind = table.str("kind")
+    if kind not in PROVIDER_KINDS:
+        raise table.error("kind", f"must be one of {', '.join(PROVIDER_KINDS)}, got {kind!r}")
+    base_url = table.str("base_url")
+    if base_url is not None and not re.match(r"^https?://", base_url):
+        raise table.error("base_url", f"must start with http:// or https://, got {base_url!r}")
+    if kind == "openai" and base_url is None:
+        raise table.error("base_url", "missing (the OpenAI-compatible endpoint, e.g. https://api.openai.com/v1)")
+    region = table.str("region")
+    project = table.str("project")
+    if kind == "bedrock" and region is None:
+        raise table.error("region", "missing (the AWS region, e.g. us-west-2)")
+    if kind == "vertex" and (region is None or project is None):
+        key = "project" if project is None else "region"
+        raise table.error(key, "missing (Vertex AI needs project and region)")
+
+    models_table = table.table_of("models")
+    models: dict[str, tuple[Variant, ...]] = {}
+    for key, value in models_table.table.items():
+        entries = [value] if isinstance(value, str) else value
+        if not isinstance(entries, list) or not entries or not all(isinstance(e, str) and e for e in entries):
+            raise models_table.error(key, "must be a model id or a non-empty list of model ids")
+        models[key] = tuple(Variant.parse(e) for e in entries)
+    if kind != "anthropic" and not models:
+        raise table.error("models", f"missing (a {kind} provider needs at least one of {', '.join(TIERS)} or default)")
+
+    headers = table.table_of("headers")
+    if not all(isinstance(v, str) for v in headers.table.values()):
+        raise table.error("headers", "values must be strings")
+    api_key_env = table.str("api_key_env")
+    if kind == "gemini" and api_key_env is None:
+        api_key_env = "GEMINI_API_KEY"
+
+    return ProviderSettings(
+        name=name,
+        kind=kind,
+        base_url=base_url.rstrip("/") if base_url else None,
+        api_key_env=api_key_env,
+        models=models,
+        enabled=table.bool("enabled", True),
+        vendor=table.str("vendor"),
+        region=region,
+        project=project,
+        credentials_file=table.str("credentials_file"),
+        betas=table.str_list("betas"),
+        max_output_tokens=table.int("max_output_tokens", None, minimum=1),
+        headers=dict(headers.table),
+        connect_timeout=table.number("connect_timeout", None, minimum=0.001),
+        first_byte_timeout=table.number("first_byte_timeout", None, minimum=0.001),
+        price_input_mtok=table.number("price_input_mtok", None),
+        price_output_mtok=table.number("price_output_mtok", None),
+    )
+
+
+_VENDOR_HOSTS = (
+    ("openrouter", "openrouter.ai"),
+    ("groq", "groq.com"),
+    ("cerebras", "cerebras.ai"),
+    ("github", "models.github.ai"),
+    ("github", "models.inference.ai.azure.com"),
+    ("gemini", "generativelanguage.googleapis.com"),
+    ("openai", "api.openai.com"),
+)
+
+
+def vendor_of(provider: ProviderSettings) -> str:
+    """Which vendor's quirks, error shapes and prices apply: the `vendor` key, else guessed from the URL.
+
+    For kinds other than `openai` the kind is the vendor; an unknown OpenAI-compatible host is "custom".
+    """
+    if provider.vendor:
+        return provider.vendor
+    if provider.kind != "openai":
+        return provider.kind
+    from urllib.parse import urlparse
+
+    host = urlparse(provider.base_url or "").hostname or ""
+    for vendor, marker in _VENDOR_HOSTS:
+        if host == marker or host.endswith("." + marker):
+            return vendor
+    return "custom"

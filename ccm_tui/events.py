@@ -1,0 +1,139 @@
+"""Typed events and the in-process event bus: the seam between the proxy and everything that watches it.
+
+The engine publishes; the TUI, the history writer, metrics and the spend tracker subscribe. `publish` is
+synchronous and cheap: each subscriber is a plain callable that must only record the event (append to a
+buffer, put on a thread queue, bump a counter) and return. A subscriber that raises is logged and kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Anthropic-style token counts: input_tokens excludes the cached parts."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    @property
+    def total_input_tokens(self) -> int:
+        return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One try of one provider for one request."""
+
+    provider: str
+    model: str
+    variant: str
+    status: int  # upstream HTTP status; 0 when no response (timeout, refused)
+    outcome: str  # "ok", or a FailureKind value: "cooldown", "disable", "skip", "client_error", "stream_error"
+    reason: str  # short human text, never a key
+    started_at: float
+    duration: float
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class RequestStarted:
+    request_id: str
+    requested_model: str
+    stream: bool
+    started_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class AttemptFailed:
+    request_id: str
+    attempt: AttemptRecord
+    next_provider: str | None  # the provider tried next, if any (a failover)
+
+
+@dataclass(frozen=True)
+class RequestFinished:
+    request_id: str
+    requested_model: str
+    stream: bool
+    status: int  # what the client got (200 even when a stream ended in an error event)
+    provider: str | None  # who served it
+    model: str | None
+    attempts: tuple[AttemptRecord, ...]
+    usage: Usage
+    cost_usd: float | None
+    started_at: float
+    ttfb: float | None  # seconds from arrival to the first byte sent to the client
+    duration: float
+    error_type: str | None = None  # Anthropic error type when the request failed (also mid-stream)
+    error_message: str | None = None
+    headers_of_note: tuple[tuple[str, str], ...] = ()  # upstream request ids, rate-limit headers
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 400 and self.error_type is None
+
+    @property
+    def failovers(self) -> int:
+        return sum(1 for a in self.attempts if a.outcome != "ok")
+
+
+@dataclass(frozen=True)
+class ProviderChanged:
+    """A provider's or variant's state changed: cool-down, recovery, disable, toggle, key set."""
+
+    provider: str
+    variant: str | None
+    state: str  # "ok", "cooling", "probing", "disabled", "off"
+    until: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RoutingChanged:
+    """Strategy changed or the proxy was paused/resumed."""
+
+    strategy: str
+    paused: bool
+
+
+@dataclass(frozen=True)
+class SpendAlert:
+    window: str  # "hour" | "day"
+    spent_usd: float
+    threshold_usd: float
+    at: float = field(default_factory=time.time)
+
+
+Event = RequestStarted | AttemptFailed | RequestFinished | ProviderChanged | RoutingChanged | SpendAlert
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it."""
+        self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        for subscriber in tuple(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("event subscriber %r failed on %s", subscriber, type(event).__name__)
