@@ -171,12 +171,20 @@ def make_http_client(provider: ProviderSettings, routing: RoutingSettings) -> ht
     return httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False, follow_redirects=False)
 
 
-def transport_error(exc: httpx.TransportError | asyncio.TimeoutError) -> UpstreamError:
-    """A failure with no HTTP response, worded for the request log (never includes a URL with a key)."""
+def transport_error(exc: BaseException) -> UpstreamError:
+    """A failure with no HTTP response, worded for the request log (never includes a URL with a key).
+
+    httpx-aiohttp maps every aiohttp connection error to httpx.ConnectTimeout, so the aiohttp cause decides.
+    """
+    import aiohttp
+
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientConnectorError) or isinstance(exc, httpx.ConnectError):
+        return UpstreamError(0, "connection refused or unreachable", transport="connect", error_type="connect")
+    if isinstance(cause, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientOSError):
+        return UpstreamError(0, f"connection lost ({type(cause).__name__})", transport="read", error_type="read")
     if isinstance(exc, httpx.TimeoutException | asyncio.TimeoutError):
         return UpstreamError(0, "upstream timed out", transport="timeout", error_type="timeout")
-    if isinstance(exc, httpx.ConnectError):
-        return UpstreamError(0, "connection failed", transport="connect", error_type="connect")
     return UpstreamError(0, f"connection lost ({type(exc).__name__})", transport="read", error_type="read")
 
 

@@ -1,0 +1,3 @@
+from ccm_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""Command line: `ccm-tui` (TUI + proxy in one loop) and `ccm-tui serve` (the same proxy, headless).
+
+Exit codes: 0 after a clean shutdown, 2 for a problem the user must fix (bad config, busy port, unsafe bind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import replace
+
+from ccm_tui import __version__
+from ccm_tui.config import ConfigError, Settings, load_settings
+from ccm_tui.events import RequestFinished
+from ccm_tui.format import request_line
+from ccm_tui.proxy.server import BindError, bind_socket, is_loopback, serve
+from ccm_tui.runtime import Runtime, StartupError
+
+log = logging.getLogger("ccm_tui")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="PATH", help="config file (default: $CCM_TUI_CONFIG, then the user config dir)"
+    )
+    common.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    common.add_argument("--port", type=int, help="port to listen on (default 8082; 0 picks a free one)")
+    common.add_argument("--demo", action="store_true", help="run against built-in simulated providers")
+    parser = argparse.ArgumentParser(
+        prog="ccm-tui",
+        parents=[common],
+        description="An Anthropic-compatible proxy with failover across providers, and a live terminal UI.",
+    )
+    parser.add_argument("--version", action="version", version=f"ccm-tui {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", parents=[common], help="run the proxy headless (no TUI)")
+    return parser
+
+
+def load(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    settings = settings.with_server(host=args.host, port=args.port)
+    if settings.server.port < 0 or settings.server.port > 65535:
+        raise ConfigError(f"--port: must be between 0 and 65535, got {settings.server.port}")
+    if not is_loopback(settings.server.host) and not settings.server.auth_key_env:
+        raise ConfigError(
+            f"refusing to listen on {settings.server.host} without a proxy key: set [server] auth_key_env to the "
+            "name of an environment variable holding the key clients must send, or listen on 127.0.0.1."
+        )
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load(args)
+    except ConfigError as exc:
+        print(f"ccm-tui: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return run_headless(settings, demo=args.demo)
+    from ccm_tui.tui.app import run_tui
+
+    return run_tui(settings, demo=args.demo)
+
+
+def run_headless(settings: Settings, demo: bool = False) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
+    if not settings.providers and not demo:
+        print(
+            "ccm-tui: no providers configured. Set ANTHROPIC_API_KEY (or OPENROUTER_API_KEY, OPENAI_API_KEY, "
+            "GROQ_API_KEY, CEREBRAS_API_KEY, GITHUB_TOKEN, GEMINI_API_KEY), write a config file "
+            "(see README), or try `ccm-tui serve --demo`.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        sock = bind_socket(settings.server.host, settings.server.port)
+    except BindError as exc:
+        print(f"ccm-tui: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_headless(settings, sock, demo))
+    except StartupError as exc:
+        print(f"ccm-tui: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _headless(settings: Settings, sock: object, demo: bool) -> int:
+    import socket
+
+    assert isinstance(sock, socket.socket)
+    host, port = sock.getsockname()[:2]
+    demo_upstreams = client = None
+    if demo:
+        from ccm_tui.demo.simulation import SyntheticClient, start_demo_upstreams
+
+        demo_upstreams = await start_demo_upstreams()
+        settings = replace(settings, providers=demo_upstreams.settings_providers())
+    runtime = Runtime(settings)
+    await runtime.start()
+    runtime.bus.subscribe(lambda e: log.info("%s", request_line(e)) if isinstance(e, RequestFinished) else None)
+    shutdown = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, shutdown.set)
+    base_url = f"http://{host}:{port}"
+    names = ", ".join(runtime.engine.providers) or "none"
+    print(f"ccm-tui {__version__} proxy on {base_url}  (providers: {names})", file=sys.stderr)
+    print(f"  point Claude Code at it: ANTHROPIC_BASE_URL={base_url} claude", file=sys.stderr, flush=True)
+    if demo:
+        from ccm_tui.demo.simulation import SyntheticClient
+
+        client = SyntheticClient(base_url)
+        client.start()
+    try:
+        await serve(runtime.app, sock, shutdown)
+    finally:
+        if client is not None:
+            await client.stop()
+        await runtime.aclose()
+        if demo_upstreams is not None:
+            await demo_upstreams.stop()
+    print("ccm-tui: stopped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Native Anthropic pass-through: Anthropic itself or any Anthropic-compatible base URL.
+
+The request body goes upstream as the client sent it (re-serialised only when the model or max_tokens must
+change); response bytes come back untouched, read only for usage. `anthropic-beta` values are filtered to
+the provider's configured list when it has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from ccm_tui.config import ProviderSettings, RoutingSettings
+from ccm_tui.events import Usage
+from ccm_tui.providers.base import (
+    MessageReply,
+    ProxyRequest,
+    Reply,
+    Route,
+    StreamMeter,
+    StreamReply,
+    UpstreamError,
+    header_items,
+    make_http_client,
+    transport_error,
+)
+from ccm_tui.translate.anthropic_stream import AnthropicStreamMeter
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+# Fields the count_tokens endpoint accepts (PROTOCOLS.md §1.9); anything else is a 400 there.
+_COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control")
+
+
+def anthropic_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
+    """Normalise an Anthropic-shaped error body (or anything else an Anthropic-compatible host returns)."""
+    error_type = error_code = None
+    message = ""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        error = data["error"]
+        error_type = error.get("type") if isinstance(error.get("type"), str) else None
+        message = error.get("message") if isinstance(error.get("message"), str) else ""
+        details = error.get("details")
+        if isinstance(details, dict) and isinstance(details.get("error_code"), str):
+            error_code = details["error_code"]
+    if not message:
+        message = body[:200].decode("utf-8", errors="replace").strip() or f"HTTP {status}"
+    return UpstreamError(status, message, error_type=error_type, error_code=error_code, headers=headers)
+
+
+def usage_from(fields: Any) -> Usage:
+    if not isinstance(fields, dict):
+        return Usage()
+    return Usage(
+        input_tokens=int(fields.get("input_tokens") or 0),
+        output_tokens=int(fields.get("output_tokens") or 0),
+        cache_creation_input_tokens=int(fields.get("cache_creation_input_tokens") or 0),
+        cache_read_input_tokens=int(fields.get("cache_read_input_tokens") or 0),
+    )
+
+
+class AnthropicProvider:
+    def __init__(self, settings: ProviderSettings, routing: RoutingSettings) -> None:
+        self.settings = settings
+        self.base_url = settings.base_url or DEFAULT_BASE_URL
+        self._client = make_http_client(settings, routing)
+        self._key: str | None = None
+
+    def set_api_key(self, key: str | None) -> None:
+        self._key = key
+
+    @property
+    def has_credentials(self) -> bool:
+        # A custom Anthropic-compatible endpoint may need no key (a local gateway); api.anthropic.com does.
+        return bool(self._key) or (self.settings.base_url is not None and self.settings.api_key_env is None)
+
+    def _headers(self, request: ProxyRequest) -> dict[str, str]:
+        headers = {
+            "content-type": "application/json",
+            "anthropic-version": request.anthropic_version,
+            **self.settings.headers,
+        }
+        if self._key:
+            headers["x-api-key"] = self._key
+        allowed = self.settings.betas
+        betas = request.betas if allowed is None else tuple(b for b in request.betas if b in allowed)
+        if betas:
+            headers["anthropic-beta"] = ",".join(betas)
+        return headers
+
+    def _body(self, request: ProxyRequest, route: Route) -> bytes:
+        cap = self.settings.max_output_tokens
+        over_cap = (
+            cap is not None and isinstance(request.body.get("max_tokens"), int) and request.body["max_tokens"] > cap
+        )
+        if route.model == request.model and not over_cap:
+            return request.raw_body
+        body = dict(request.body, model=route.model)
+        if over_cap:
+            body["max_tokens"] = cap
+        return orjson.dumps(body)
+
+    async def send(self, request: ProxyRequest, route: Route) -> Reply:
+        url = f"{self.base_url}/v1/messages"
+        upstream = self._client.build_request(
+            "POST", url, content=self._body(request, route), headers=self._headers(request)
+        )
+        try:
+            response = await self._client.send(upstream, stream=True)
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from None
+        headers = header_items(response.headers)
+        if response.status_code >= 300:
+            try:
+                body = await response.aread()
+            except httpx.TransportError:
+                body = b""
+            finally:
+                await response.aclose()
+            raise anthropic_error(response.status_code, body, headers)
+        if not request.stream:
+            try:
+                body = await response.aread()
+            except httpx.TransportError as exc:
+                raise transport_error(exc) from None
+            finally:
+                await response.aclose()
+            try:
+                message = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise UpstreamError(502, "upstream sent a response that is not JSON", error_type="api_error") from None
+            return MessageReply(
+                body=body, usage=usage_from(message.get("usage")), headers=headers, model=message.get("model")
+            )
+        meter = StreamMeter()
+        return StreamReply(_metered(response, AnthropicStreamMeter(meter)), headers, meter, response.aclose)
+
+    async def count_tokens(self, request: ProxyRequest, route: Route) -> int | None:
+        body = {k: request.body[k] for k in _COUNT_FIELDS if k in request.body}
+        body["model"] = route.model
+        try:
+            response = await self._client.post(
+                f"{self.base_url}/v1/messages/count_tokens", content=orjson.dumps(body), headers=self._headers(request)
+            )
+        except httpx.TransportError:
+            return None
+        if response.status_code != 200:
+            return None
+        count = orjson.loads(response.content).get("input_tokens")
+        return count if isinstance(count, int) else None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+async def _metered(response: httpx.Response, meter: AnthropicStreamMeter) -> AsyncIterator[bytes]:
+    async for chunk in response.aiter_bytes():
+        meter.feed(chunk)
+        yield chunk

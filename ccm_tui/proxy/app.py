@@ -1,0 +1,194 @@
+"""The Quart app: Anthropic Messages API routes, Anthropic-shaped errors, SSE responses.
+
+Reads each body once, validates the minimum shape (proxy/validate.py), hands the request to the Engine and
+writes what it returns. Never lets a traceback reach a client.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from quart import Quart, Response, request
+from werkzeug.exceptions import HTTPException
+
+from ccm_tui.models import TIERS, tier_for_model
+from ccm_tui.providers.base import ProxyRequest
+from ccm_tui.proxy.errors import error_body
+from ccm_tui.proxy.validate import Invalid, parse_body, validate_messages_request
+from ccm_tui.routing.engine import Engine, ProxyResponse
+
+log = logging.getLogger(__name__)
+
+# The id a tier is listed under in GET /v1/models (clients that list models pick from these).
+TIER_MODEL_IDS = {"haiku": "claude-haiku-4-5", "sonnet": "claude-sonnet-4-5", "opus": "claude-opus-4-5"}
+
+
+def new_request_id() -> str:
+    return "req_ccm" + uuid.uuid4().hex[:21]
+
+
+def _json(status: int, body: bytes, request_id: str, headers: dict[str, str] | None = None) -> Response:
+    response = Response(body, status=status, content_type="application/json")
+    response.headers["request-id"] = request_id
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _error(status: int, message: str, request_id: str, error_type: str | None = None) -> Response:
+    return _json(status, error_body(status, message, request_id, error_type), request_id)
+
+
+def create_app(
+    engine: Engine,
+    *,
+    proxy_key: str | None = None,
+    metrics_render: Callable[[], tuple[bytes, str]] | None = None,
+    max_body_bytes: int = 32 * 1024 * 1024,
+) -> Quart:
+    app = Quart("ccm_tui")
+    # Streams of thinking models run for many minutes; Quart's default 60 s would cut them silently.
+    app.config["RESPONSE_TIMEOUT"] = None
+    app.config["BODY_TIMEOUT"] = 120
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    def authorised() -> bool:
+        if proxy_key is None:
+            return True
+        given = request.headers.get("x-api-key", "")
+        bearer = request.headers.get("authorization", "")
+        if bearer.lower().startswith("bearer "):
+            given = given or bearer[7:].strip()
+        return hmac.compare_digest(given.encode(), proxy_key.encode())
+
+    async def read_request(require_max_tokens: bool) -> ProxyRequest | Response:
+        request_id = new_request_id()
+        if not authorised():
+            return _error(401, "Invalid or missing API key for this ccm-tui proxy (x-api-key or Bearer).", request_id)
+        raw = await request.get_data(cache=False)
+        assert isinstance(raw, bytes)
+        body = parse_body(raw)
+        if isinstance(body, Invalid):
+            return _error(body.status, body.message, request_id)
+        problem = validate_messages_request(body, require_max_tokens=require_max_tokens)
+        if problem is not None:
+            return _error(problem.status, problem.message, request_id)
+        betas = tuple(beta.strip() for beta in request.headers.get("anthropic-beta", "").split(",") if beta.strip())
+        model = body["model"]
+        return ProxyRequest(
+            request_id=request_id,
+            body=body,
+            raw_body=raw,
+            model=model,
+            tier=tier_for_model(model),
+            stream=bool(body.get("stream", False)) and require_max_tokens,
+            anthropic_version=request.headers.get("anthropic-version", "2023-06-01"),
+            betas=betas,
+        )
+
+    def to_quart(result: ProxyResponse, request_id: str) -> Response:
+        if result.stream is None:
+            return _json(result.status, result.body, request_id, result.headers)
+        response = Response(result.stream, status=result.status, headers=result.headers)
+        response.headers["request-id"] = request_id
+        response.headers["x-accel-buffering"] = "no"
+        response.timeout = None
+        return response
+
+    @app.post("/v1/messages")
+    async def messages() -> Response:
+        parsed = await read_request(require_max_tokens=True)
+        if isinstance(parsed, Response):
+            return parsed
+        return to_quart(await engine.handle(parsed), parsed.request_id)
+
+    @app.post("/v1/messages/count_tokens")
+    async def count_tokens() -> Response:
+        parsed = await read_request(require_max_tokens=False)
+        if isinstance(parsed, Response):
+            return parsed
+        count = await engine.count_tokens(parsed)
+        return _json(200, b'{"input_tokens":%d}' % count, parsed.request_id)
+
+    def model_infos() -> list[dict[str, Any]]:
+        served: dict[str, list[str]] = {}
+        for name, provider in engine.providers.items():
+            if not engine.health[name].enabled:
+                continue
+            keys = list(provider.settings.models) or ([*TIERS] if provider.settings.kind == "anthropic" else [])
+            for key in keys:
+                model_id = TIER_MODEL_IDS.get(key, key if key != "default" else None)
+                if model_id:
+                    served.setdefault(model_id, []).append(name)
+        return [
+            {
+                "type": "model",
+                "id": model_id,
+                "display_name": f"{model_id} (via {', '.join(names)})",
+                "created_at": "2025-01-01T00:00:00Z",
+            }
+            for model_id, names in served.items()
+        ]
+
+    @app.get("/v1/models")
+    async def list_models() -> Response:
+        request_id = new_request_id()
+        if not authorised():
+            return _error(401, "Invalid or missing API key for this ccm-tui proxy.", request_id)
+        data = model_infos()
+        payload = {
+            "data": data,
+            "has_more": False,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+        }
+        return _json(200, orjson.dumps(payload), request_id)
+
+    @app.get("/v1/models/<path:model_id>")
+    async def get_model(model_id: str) -> Response:
+        request_id = new_request_id()
+        for info in model_infos():
+            if info["id"] == model_id:
+                return _json(200, orjson.dumps(info), request_id)
+        return _error(404, f"model: {model_id!r} is not served by any enabled provider.", request_id)
+
+    @app.get("/health")
+    async def health() -> Response:
+        return _json(200, orjson.dumps(engine.health_report()), new_request_id())
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        if metrics_render is None:
+            return _error(404, "metrics are not enabled", new_request_id())
+        body, content_type = metrics_render()
+        return Response(body, status=200, content_type=content_type)
+
+    @app.route("/", methods=["GET", "HEAD"])
+    async def root() -> Response:
+        return _json(200, b'{"service":"ccm-tui","status":"ok"}', new_request_id())
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        if status == 413:
+            message = f"Request body is larger than the proxy's limit of {max_body_bytes // (1024 * 1024)} MB."
+        elif status == 404:
+            message = f"Not found: {request.method} {request.path}. ccm-tui serves /v1/messages and /v1/models."
+        elif status == 405:
+            message = f"Method {request.method} is not allowed on {request.path}."
+        else:
+            message = error.description or error.name
+        return _error(status, message, new_request_id())
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Response:
+        log.exception("unexpected error handling %s %s", request.method, request.path)
+        return _error(500, f"ccm-tui internal error ({type(error).__name__}); see the ccm-tui log.", new_request_id())
+
+    return app

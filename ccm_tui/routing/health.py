@@ -1,0 +1,174 @@
+"""Provider state: who is switched on, who is cooling down or disabled, and rolling health statistics.
+
+One `ProviderHealth` per configured provider, holding one `VariantHealth` per (model, region) variant, because
+cloud quotas are per model and region. Cool-downs apply to a variant; disables (auth, billing) to the whole
+provider. Recovery is gradual: when a cool-down ends the variant is `probing` — the next request may use it
+(after every healthy candidate), and only a success returns it to `ok`.
+
+This is the one class to move behind a shared store (Redis) when several instances run; keep it small.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+
+from ccm_tui.config import RoutingSettings
+from ccm_tui.events import Usage
+from ccm_tui.routing.limits import Failure, FailureKind, QuotaSnapshot, backoff_seconds
+
+RECENT_WINDOW_SECONDS = 300.0
+RECENT_MAX_SAMPLES = 200
+
+
+@dataclass
+class VariantHealth:
+    key: str
+    cooldown_until: float = 0.0
+    consecutive_failures: int = 0
+    probing: bool = False  # cool-down over, not yet proven healthy again
+    last_reason: str = ""
+
+    def state(self, now: float) -> str:
+        if self.cooldown_until > now:
+            return "cooling"
+        return "probing" if self.probing else "ok"
+
+
+@dataclass
+class ProviderHealth:
+    name: str
+    enabled: bool = True
+    disabled_until: float = 0.0  # a long disable after auth / billing failures
+    disabled_reason: str = ""
+    variants: dict[str, VariantHealth] = field(default_factory=dict)
+    quota: QuotaSnapshot | None = None
+    requests: int = 0
+    errors: int = 0
+    usage_total: Usage = field(default_factory=Usage)
+    # (finished_at, ttfb_seconds, ok) for the recent window
+    recent: deque[tuple[float, float | None, bool]] = field(default_factory=lambda: deque(maxlen=RECENT_MAX_SAMPLES))
+    # (finished_at, tokens) for locally counted usage when the upstream sends no rate-limit headers
+    local_usage: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=10_000))
+
+    def variant(self, key: str) -> VariantHealth:
+        found = self.variants.get(key)
+        if found is None:
+            found = self.variants[key] = VariantHealth(key)
+        return found
+
+    def is_disabled(self, now: float) -> bool:
+        return self.disabled_until > now
+
+    def state(self, now: float) -> str:
+        """The provider's headline state for the UI: off > disabled > cooling (all variants) > probing > ok."""
+        if not self.enabled:
+            return "off"
+        if self.is_disabled(now):
+            return "disabled"
+        states = [v.state(now) for v in self.variants.values()]
+        if states and all(s == "cooling" for s in states):
+            return "cooling"
+        if "cooling" in states:
+            return "partial"
+        return "probing" if "probing" in states else "ok"
+
+    def cooling_until(self, now: float) -> float | None:
+        times = [v.cooldown_until for v in self.variants.values() if v.cooldown_until > now]
+        return min(times) if times else None
+
+    # --- statistics ---------------------------------------------------------------------------------------
+    def _trim(self, now: float) -> None:
+        while self.recent and self.recent[0][0] < now - RECENT_WINDOW_SECONDS:
+            self.recent.popleft()
+
+    def latency_p50(self, now: float) -> float | None:
+        self._trim(now)
+        samples = [ttfb for _, ttfb, ok in self.recent if ok and ttfb is not None]
+        return statistics.median(samples) if samples else None
+
+    def error_rate(self, now: float) -> float:
+        self._trim(now)
+        if not self.recent:
+            return 0.0
+        return sum(1 for _, _, ok in self.recent if not ok) / len(self.recent)
+
+    def local_counts(self, now: float, window: float) -> tuple[int, int]:
+        """Requests and tokens this provider served in the last `window` seconds (counted here)."""
+        requests = tokens = 0
+        for at, used in reversed(self.local_usage):
+            if at < now - window:
+                break
+            requests += 1
+            tokens += used
+        return requests, tokens
+
+
+class HealthBook:
+    """All providers' health; the engine's only mutable routing state."""
+
+    def __init__(self, names: list[str], routing: RoutingSettings, enabled: dict[str, bool]) -> None:
+        self.routing = routing
+        self.providers = {name: ProviderHealth(name, enabled=enabled.get(name, True)) for name in names}
+
+    def __getitem__(self, name: str) -> ProviderHealth:
+        return self.providers[name]
+
+    def record_success(self, name: str, variant: str, now: float, ttfb: float | None, usage: Usage) -> bool:
+        """Returns True when the variant recovered (it was probing or had failures)."""
+        provider = self.providers[name]
+        state = provider.variant(variant)
+        recovered = state.probing or state.consecutive_failures > 0
+        state.probing = False
+        state.consecutive_failures = 0
+        state.cooldown_until = 0.0
+        provider.requests += 1
+        provider.recent.append((now, ttfb, True))
+        provider.usage_total = _add(provider.usage_total, usage)
+        provider.local_usage.append((now, usage.total_input_tokens + usage.output_tokens))
+        return recovered
+
+    def record_failure(self, name: str, variant: str, failure: Failure, now: float) -> float | None:
+        """Apply a classified failure; returns the time the provider/variant is usable again, if it changed."""
+        provider = self.providers[name]
+        state = provider.variant(variant)
+        provider.requests += 1
+        provider.errors += 1
+        provider.recent.append((now, None, False))
+        state.last_reason = failure.reason
+        if failure.kind is FailureKind.COOLDOWN:
+            state.consecutive_failures += 1
+            wait = failure.retry_after
+            if wait is None:
+                wait = backoff_seconds(
+                    state.consecutive_failures, self.routing.cooldown_base, self.routing.cooldown_max
+                )
+            state.cooldown_until = now + wait
+            state.probing = True
+            return state.cooldown_until
+        if failure.kind is FailureKind.DISABLE:
+            wait = failure.retry_after if failure.retry_after else self.routing.disable_seconds
+            provider.disabled_until = now + wait
+            provider.disabled_reason = failure.reason
+            return provider.disabled_until
+        return None
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        provider = self.providers[name]
+        provider.enabled = enabled
+        if enabled:
+            # Switching a provider back on is the user's way to say "try again now".
+            provider.disabled_until = 0.0
+            provider.disabled_reason = ""
+            for state in provider.variants.values():
+                state.cooldown_until = 0.0
+
+
+def _add(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        input_tokens=a.input_tokens + b.input_tokens,
+        output_tokens=a.output_tokens + b.output_tokens,
+        cache_creation_input_tokens=a.cache_creation_input_tokens + b.cache_creation_input_tokens,
+        cache_read_input_tokens=a.cache_read_input_tokens + b.cache_read_input_tokens,
+    )

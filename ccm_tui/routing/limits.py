@@ -1,0 +1,265 @@
+"""Pure decisions about upstream limits: rate-limit headers -> QuotaSnapshot, failures -> Failure.
+
+No I/O and no clock reads: callers pass `now` (unix seconds). See PROTOCOLS.md §7 for the precedence of
+cool-down sources and the failure classes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+
+from ccm_tui.providers.base import UpstreamError
+
+
+class FailureKind(StrEnum):
+    COOLDOWN = "cooldown"  # transient: rate limit, overload, 5xx, timeout -> cool down, try the next provider
+    DISABLE = "disable"  # lasting: auth, billing, spend limit -> switch the provider off for a long while
+    SKIP = "skip"  # this request does not fit this provider (too large, model missing) -> next, no penalty
+    CLIENT_ERROR = "client_error"  # the request itself is bad -> answer it, no failover
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: FailureKind
+    retry_after: float | None  # seconds the upstream asked us to wait; None = choose a back-off
+    reason: str  # short, for the request log and the provider panel
+
+
+@dataclass(frozen=True)
+class QuotaWindow:
+    limit: int | None
+    remaining: int | None
+    reset_at: float | None  # unix seconds
+
+    @property
+    def fraction_left(self) -> float | None:
+        if self.limit and self.remaining is not None and self.limit > 0:
+            return max(0.0, min(1.0, self.remaining / self.limit))
+        return None
+
+
+@dataclass(frozen=True)
+class QuotaSnapshot:
+    requests: QuotaWindow | None
+    tokens: QuotaWindow | None
+    taken_at: float
+
+    def exhausted_until(self, now: float) -> float | None:
+        """When a window reports nothing left, the time it resets (the provider would only answer 429)."""
+        until = None
+        for window in (self.requests, self.tokens):
+            if window and window.remaining == 0 and window.reset_at and window.reset_at > now:
+                until = max(until or 0.0, window.reset_at)
+        return until
+
+    @property
+    def fraction_left(self) -> float | None:
+        fractions = [w.fraction_left for w in (self.requests, self.tokens) if w and w.fraction_left is not None]
+        return min(fractions) if fractions else None
+
+
+# --- header parsing -----------------------------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds from a Go-style duration (`12ms`, `6m0s`, `2m59.56s`, `1h2m`) or a bare number of seconds."""
+    text = text.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(number) * scale[unit] for number, unit in parts)
+
+
+def parse_timestamp(text: str) -> float | None:
+    """Unix seconds from RFC 3339 (`2025-08-21T12:40:59Z`) or an HTTP date."""
+    text = text.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def _window(headers: Mapping[str, str], limit: str, remaining: str, reset: str, now: float) -> QuotaWindow | None:
+    limit_value, remaining_value = _int(headers.get(limit)), _int(headers.get(remaining))
+    if limit_value is None and remaining_value is None:
+        return None
+    reset_at = None
+    raw_reset = headers.get(reset)
+    if raw_reset:
+        if reset.startswith("anthropic-"):
+            reset_at = parse_timestamp(raw_reset)
+        else:
+            seconds = parse_duration(raw_reset)
+            reset_at = now + seconds if seconds is not None else None
+    # Azure and some proxies send -1 / 0 limits meaning "no limit here".
+    if limit_value is not None and limit_value <= 0:
+        return None
+    return QuotaWindow(limit_value, remaining_value, reset_at)
+
+
+def quota_from_headers(headers: Mapping[str, str], now: float) -> QuotaSnapshot | None:
+    """Read whichever vendor's rate-limit headers are present (names must be lower-case)."""
+    a = "anthropic-ratelimit-"
+    o = "x-ratelimit-"
+    requests = _window(headers, f"{a}requests-limit", f"{a}requests-remaining", f"{a}requests-reset", now)
+    tokens = _window(headers, f"{a}tokens-limit", f"{a}tokens-remaining", f"{a}tokens-reset", now) or _window(
+        headers, f"{a}input-tokens-limit", f"{a}input-tokens-remaining", f"{a}input-tokens-reset", now
+    )
+    if requests is None and tokens is None:
+        # OpenAI / Groq: -requests / -tokens; Cerebras: -requests-day / -tokens-minute.
+        for suffix in ("requests", "requests-day"):
+            requests = requests or _window(
+                headers, f"{o}limit-{suffix}", f"{o}remaining-{suffix}", f"{o}reset-{suffix}", now
+            )
+        for suffix in ("tokens", "tokens-minute"):
+            tokens = tokens or _window(
+                headers, f"{o}limit-{suffix}", f"{o}remaining-{suffix}", f"{o}reset-{suffix}", now
+            )
+    if requests is None and tokens is None:
+        return None
+    return QuotaSnapshot(requests=requests, tokens=tokens, taken_at=now)
+
+
+def retry_after_from_headers(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds to wait, by the precedence of PROTOCOLS.md §7: retry-after-ms, retry-after, then the reset
+    time of whichever rate-limit window is exhausted."""
+    if "retry-after-ms" in headers:
+        try:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000.0)
+        except ValueError:
+            pass
+    if "retry-after" in headers:
+        raw = headers["retry-after"].strip()
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            at = parse_timestamp(raw)
+            if at is not None:
+                return max(0.0, at - now)
+    snapshot = quota_from_headers(headers, now)
+    if snapshot is not None:
+        until = snapshot.exhausted_until(now)
+        if until is not None:
+            return until - now
+    return None
+
+
+# --- failure classification ---------------------------------------------------------------------------------
+
+_SPEND_LIMIT_CODES = {
+    "enforced_spend_limit_reached",
+    "contract_spend_limit_reached",
+    "insufficient_quota",
+    "credit_balance_exhausted",
+    "billing_error",
+}
+_DISABLE_TYPES = {
+    "authentication_error",
+    "permission_error",
+    "billing_error",
+    "insufficient_quota",
+    "accessdeniedexception",
+    "unrecognizedclientexception",
+    "invalidsignatureexception",
+    "servicequotaexceededexception",
+    "permission_denied",
+    "unauthenticated",
+    "failed_precondition",
+}
+_COOLDOWN_TYPES = {
+    "throttlingexception",
+    "modelnotreadyexception",
+    "serviceunavailableexception",
+    "internalserverexception",
+    "modeltimeoutexception",
+    "modelerrorexception",
+    "resource_exhausted",
+    "unavailable",
+    "internal",
+    "overloaded_error",
+    "rate_limit_error",
+}
+_CONTEXT_HINTS = (
+    "context_length",
+    "context length",
+    "context window",
+    "prompt is too long",
+    "maximum context",
+    "too many tokens",
+    "tokens_limit_reached",
+    "input is too long",
+    "reduce the length",
+)
+
+
+def classify(error: UpstreamError, now: float) -> Failure:
+    status = error.status
+    kind_of = (error.error_type or "").lower()
+    code = (error.error_code or "").lower()
+    text = f"{code} {error.message}".lower()
+    reason = _reason(error)
+
+    if status == 0:
+        return Failure(FailureKind.COOLDOWN, None, reason)
+    if error.long_quota or code in _SPEND_LIMIT_CODES or kind_of in _SPEND_LIMIT_CODES:
+        return Failure(FailureKind.DISABLE, _retry_after(error, now), reason)
+    if status == 402 or kind_of in _DISABLE_TYPES or status in (401, 403):
+        return Failure(FailureKind.DISABLE, None, reason)
+    if status == 413 or code == "tokens_limit_reached":
+        return Failure(FailureKind.SKIP, None, reason)
+    if status == 404:
+        return Failure(FailureKind.SKIP, None, reason)
+    if status in (408, 409, 424, 429, 529) or status >= 500 or kind_of in _COOLDOWN_TYPES:
+        return Failure(FailureKind.COOLDOWN, _retry_after(error, now), reason)
+    if status in (400, 422) and any(hint in text for hint in _CONTEXT_HINTS):
+        return Failure(FailureKind.SKIP, None, reason)
+    return Failure(FailureKind.CLIENT_ERROR, None, reason)
+
+
+def _retry_after(error: UpstreamError, now: float) -> float | None:
+    from_headers = retry_after_from_headers(error.headers, now)
+    return from_headers if from_headers is not None else error.retry_after
+
+
+def _reason(error: UpstreamError) -> str:
+    if not error.status:
+        return error.message
+    label = str(error.status)
+    detail = error.error_code or error.error_type or ""
+    message = " ".join(error.message.split())
+    if len(message) > 120:
+        message = message[:117] + "..."
+    parts = [label, detail, message] if detail and detail not in message else [label, message]
+    return " ".join(p for p in parts if p)
+
+
+def backoff_seconds(consecutive_failures: int, base: float, maximum: float) -> float:
+    """Exponential back-off for upstreams that give no reset time: base, 2*base, 4*base ... capped."""
+    return min(maximum, base * (2 ** max(0, consecutive_failures - 1)))

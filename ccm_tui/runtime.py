@@ -1,0 +1,109 @@
+"""Assembles a running ccm-tui: providers, engine, telemetry and the Quart app, for the TUI and headless alike.
+
+`Runtime.start()` does the slow parts off the event loop (keyring lookups, price warm-up, history open and
+seed); `aclose()` closes upstream clients and flushes history. Nothing here binds sockets (proxy/server.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from quart import Quart
+
+from ccm_tui import secrets
+from ccm_tui.config import Settings, default_data_dir
+from ccm_tui.events import EventBus
+from ccm_tui.providers import build_provider
+from ccm_tui.proxy.app import create_app
+from ccm_tui.routing.engine import Engine
+from ccm_tui.telemetry.costs import PriceBook
+from ccm_tui.telemetry.history import HistoryReader, HistoryWriter
+from ccm_tui.telemetry.metrics import Metrics
+from ccm_tui.telemetry.spend import SpendTracker, local_day_bounds
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """A problem that prevents starting, phrased for the user (exit code 2)."""
+
+
+class Runtime:
+    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.environ = os.environ if environ is None else environ
+        self.bus = EventBus()
+        self.prices = PriceBook(settings.providers)
+        providers = {p.name: build_provider(p, settings.routing) for p in settings.providers}
+        self.engine = Engine(settings, providers, self.bus, self.prices)
+        self.metrics = Metrics()
+        self.bus.subscribe(self.metrics.subscriber)
+        self.spend = SpendTracker(settings.alerts, self.bus.publish)
+        self.bus.subscribe(self.spend.subscriber)
+        self.key_sources: dict[str, str] = {}
+        self.history: HistoryWriter | None = None
+        self.history_path: Path | None = None
+        self.requests_before_start = 0  # today's requests found in history at start
+        proxy_key = None
+        if settings.server.auth_key_env:
+            proxy_key = self.environ.get(settings.server.auth_key_env)
+            if not proxy_key:
+                raise StartupError(
+                    f"[server] auth_key_env names {settings.server.auth_key_env}, but that variable is not set."
+                )
+        self.app: Quart = create_app(
+            self.engine,
+            proxy_key=proxy_key,
+            metrics_render=self.metrics.render,
+            max_body_bytes=int(settings.server.max_body_mb * 1024 * 1024),
+        )
+
+    async def start(self) -> None:
+        await self.resolve_keys()
+        await asyncio.to_thread(self.prices.warm, self.prices.configured_pairs())
+        if self.settings.history_enabled:
+            await self._open_history()
+
+    async def resolve_keys(self) -> None:
+        async def one(name: str) -> None:
+            provider = self.engine.providers[name]
+            key, source = await secrets.resolve_key(provider.settings, self.environ)
+            self.key_sources[name] = source
+            if key:
+                provider.set_api_key(key)
+
+        await asyncio.gather(*(one(name) for name in self.engine.providers))
+
+    async def _open_history(self) -> None:
+        path = self.settings.history_path or default_data_dir() / "history.sqlite3"
+        self.history_path = path
+        writer = HistoryWriter(path)
+        writer.start()
+        self.history = writer
+        self.bus.subscribe(writer.subscriber)
+        day_start, _ = local_day_bounds(time.time())
+
+        def seed() -> tuple[list[tuple[float, float]], int]:
+            reader = HistoryReader(path)
+            try:
+                return reader.spend_buckets(time.time() - 48 * 3600, 60.0), reader.count_since(day_start)
+            finally:
+                reader.close()
+
+        try:
+            buckets, count = await asyncio.to_thread(seed)
+        except Exception as exc:  # history is a convenience: a broken file must not stop the proxy
+            log.warning("could not read request history at %s: %s", path, exc)
+            return
+        self.spend.seed(buckets)
+        self.requests_before_start = count
+
+    async def aclose(self) -> None:
+        await self.engine.aclose()
+        if self.history is not None:
+            await asyncio.to_thread(self.history.close)
