@@ -82,10 +82,6 @@ class Runtime:
     async def _open_history(self) -> None:
         path = self.settings.history_path or default_data_dir() / "history.sqlite3"
         self.history_path = path
-        writer = HistoryWriter(path)
-        writer.start()
-        self.history = writer
-        self.bus.subscribe(writer.subscriber)
         day_start, _ = local_day_bounds(time.time())
 
         def seed() -> tuple[list[tuple[float, float]], int]:
@@ -95,13 +91,18 @@ class Runtime:
             finally:
                 reader.close()
 
+        # Read (and create) the database before the writer thread opens it: two first opens would race on WAL.
         try:
             buckets, count = await asyncio.to_thread(seed)
         except Exception as exc:  # history is a convenience: a broken file must not stop the proxy
             log.warning("could not read request history at %s: %s", path, exc)
-            return
-        self.spend.seed(buckets)
-        self.requests_before_start = count
+        else:
+            self.spend.seed(buckets)
+            self.requests_before_start = count
+        writer = HistoryWriter(path)
+        writer.start()
+        self.history = writer
+        self.bus.subscribe(writer.subscriber)
 
     async def aclose(self) -> None:
         await self.engine.aclose()

@@ -19,6 +19,7 @@ from keyring.backend import KeyringBackend
 from ccm_tui.config import ProviderSettings, RoutingSettings, Settings
 from ccm_tui.events import Event
 from ccm_tui.proxy.server import bind_socket, serve
+from ccm_tui.routing.engine import Engine
 from ccm_tui.runtime import Runtime
 
 
@@ -73,7 +74,7 @@ class RunningProxy:
     events: list[Event]
 
     @property
-    def engine(self):  # noqa: ANN201 - convenience for tests
+    def engine(self) -> Engine:
         return self.runtime.engine
 
     def finished(self) -> list:

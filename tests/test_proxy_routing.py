@@ -217,10 +217,10 @@ async def test_client_disconnect_cancels_the_upstream(start_proxy, primary) -> N
     primary.chunk_delay = 0.2  # a slow stream the client walks away from
     proxy = await start_proxy([anthropic_provider("anth", primary.url)])
     body = {"model": "claude-sonnet-4-6", "stream": True, **ASK}
-    async with httpx.AsyncClient() as http:
-        async with http.stream("POST", f"{proxy.url}/v1/messages", json=body, headers={"x-api-key": "k"}) as r:
-            async for _ in r.aiter_bytes():
-                break  # first bytes arrived; now hang up
+    url = f"{proxy.url}/v1/messages"
+    async with httpx.AsyncClient() as http, http.stream("POST", url, json=body, headers={"x-api-key": "k"}) as r:
+        async for _ in r.aiter_bytes():
+            break  # first bytes arrived; now hang up
     await asyncio.wait_for(primary.aborted.wait(), timeout=5)
     assert primary.aborts == 1
     # The request is still recorded (never a lost record).
