@@ -1,0 +1,56 @@
+# Two commands set everything up on a fresh machine with Python 3.11+ and make:
+#   make run    start ccm-tui (offers the built-in demo providers when no keys are configured)
+#   make test   lint + the whole test suite (installs the pinned Claude Code CLI for the end-to-end tests)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+CLAUDE_CODE_VERSION := 2.1.330
+CLAUDE := build/claude/node_modules/.bin/claude
+ARGS ?=
+
+.PHONY: run serve demo test lint format bench bench-quick snapshots clean
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+# The CLI is a few hundred MB: installed once into an ignored directory, pinned.
+$(CLAUDE):
+	mkdir -p build/claude
+	cd build/claude && npm install --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+
+run: $(BIN)/.installed
+	$(BIN)/ccm-tui $(ARGS)
+
+demo: $(BIN)/.installed
+	$(BIN)/ccm-tui --demo $(ARGS)
+
+serve: $(BIN)/.installed
+	$(BIN)/ccm-tui serve $(ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: $(BIN)/.installed $(CLAUDE)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+snapshots: $(BIN)/.installed
+	$(BIN)/pytest -q tests/test_tui_snapshots.py --snapshot-update
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench.run
+
+bench-quick: $(BIN)/.installed
+	$(BIN)/python -m bench.run --quick
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache
