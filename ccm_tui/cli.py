@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_headless(settings: Settings, demo: bool = False) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
+    for noisy in ("hypercorn.error", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if not settings.providers and not demo:
         print(
             "ccm-tui: no providers configured. Set ANTHROPIC_API_KEY (or OPENROUTER_API_KEY, OPENAI_API_KEY, "

@@ -33,6 +33,17 @@ class StartupError(Exception):
     """A problem that prevents starting, phrased for the user (exit code 2)."""
 
 
+def check_proxy_key(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
+    """The key clients must send, when `[server] auth_key_env` asks for one; its variable must be set."""
+    environ = os.environ if environ is None else environ
+    name = settings.server.auth_key_env
+    if not name:
+        return None
+    if not environ.get(name):
+        raise StartupError(f"[server] auth_key_env names {name}, but that variable is not set.")
+    return environ[name]
+
+
 class Runtime:
     def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings
@@ -49,13 +60,7 @@ class Runtime:
         self.history: HistoryWriter | None = None
         self.history_path: Path | None = None
         self.requests_before_start = 0  # today's requests found in history at start
-        proxy_key = None
-        if settings.server.auth_key_env:
-            proxy_key = self.environ.get(settings.server.auth_key_env)
-            if not proxy_key:
-                raise StartupError(
-                    f"[server] auth_key_env names {settings.server.auth_key_env}, but that variable is not set."
-                )
+        proxy_key = check_proxy_key(settings, self.environ)
         self.app: Quart = create_app(
             self.engine,
             proxy_key=proxy_key,

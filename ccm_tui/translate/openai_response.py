@@ -1,0 +1,363 @@
+"""OpenAI Chat Completions response -> Anthropic Message, non-streaming and streaming (pure; PROTOCOLS.md §2.4).
+
+`message_from_openai` converts a whole completion. `OpenAIStreamTranslator` is a small explicit state machine
+turning chunks into Anthropic SSE events: it opens at most one content block at a time and emits
+`message_delta`/`message_stop` only in `finish()`, because usage arrives after the finish_reason chunk.
+
+Reasoning deltas (OpenRouter `reasoning` / `reasoning_details`, `reasoning_content` elsewhere) are dropped:
+a thinking block needs an Anthropic signature, and an unsigned one echoed back by the client would make the
+next turn fail if it is routed to Anthropic. Error bodies are normalised in translate/openai_errors.py.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ccm_tui.events import Usage
+from ccm_tui.providers.base import StreamMeter, UpstreamError
+from ccm_tui.translate.openai_request import OpenAIQuirks
+from ccm_tui.translate.sse import encode_event
+
+_STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+_OVERLOAD_WORDS = ("overload", "rate limit", "rate-limit", "ratelimit", "too many requests", "capacity")
+
+
+def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
+    """Anthropic counts from OpenAI ones: prompt_tokens includes the cached (and cache-written) tokens."""
+    if not isinstance(usage, dict):
+        return Usage()
+    details = usage.get("prompt_tokens_details") or {}
+    cached = _int(details.get("cached_tokens"))
+    written = _int(details.get("cache_write_tokens"))
+    return Usage(
+        input_tokens=max(_int(usage.get("prompt_tokens")) - cached - written, 0),
+        output_tokens=_int(usage.get("completion_tokens")),
+        cache_creation_input_tokens=written,
+        cache_read_input_tokens=cached,
+    )
+
+
+def usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+        "cache_read_input_tokens": usage.cache_read_input_tokens,
+        "output_tokens": usage.output_tokens,
+    }
+
+
+def stop_reason_from_openai(finish_reason: str | None, has_tool_use: bool) -> str:
+    # Some compatibles (Gemini) report "stop" after tool calls; Claude Code only runs tools on tool_use.
+    if has_tool_use and finish_reason in (None, "stop"):
+        return "tool_use"
+    return _STOP_REASONS.get(finish_reason or "stop", "end_turn")
+
+
+def message_from_openai(data: dict[str, Any], requested_model: str) -> tuple[dict[str, Any], Usage]:
+    """An Anthropic Message for a non-streaming completion; `model` is what the client asked for."""
+    if not isinstance(data, dict):
+        raise UpstreamError(200, "malformed response from upstream", error_type="api_error")
+    choices = data.get("choices") or []
+    if data.get("error") and not choices:
+        raise stream_error(data["error"])
+    if not choices or not isinstance(choices[0], dict):
+        raise UpstreamError(200, "upstream response has no choices", error_type="api_error")
+    choice = choices[0]
+    if choice.get("finish_reason") == "error":
+        raise stream_error(choice.get("error") or data.get("error"))
+    message = choice.get("message") or {}
+    content: list[dict[str, Any]] = []
+    text = _text_of(message.get("content")) or _text_of(message.get("refusal"))
+    if text:
+        content.append({"type": "text", "text": text})
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or _new_tool_id(),
+                "name": function.get("name") or "",
+                "input": parse_arguments(function.get("arguments")),
+            }
+        )
+    usage = usage_from_openai(data.get("usage"))
+    has_tool_use = any(block["type"] == "tool_use" for block in content)
+    result = {
+        "id": _message_id(data.get("id")),
+        "type": "message",
+        "role": "assistant",
+        "model": requested_model,
+        "content": content,
+        "stop_reason": stop_reason_from_openai(choice.get("finish_reason"), has_tool_use),
+        "stop_sequence": None,
+        "usage": usage_dict(usage),
+    }
+    return result, usage
+
+
+def parse_arguments(arguments: Any) -> dict[str, Any]:
+    """A tool call's input object; arguments that are not a JSON object are kept as text, never raised on."""
+    if isinstance(arguments, dict):
+        return arguments
+    if not isinstance(arguments, str) or not arguments.strip():
+        return {}
+    try:
+        parsed = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        # The client's tool validation then tells the model what went wrong, which beats failing the turn.
+        return {"_raw_arguments": arguments}
+    return parsed if isinstance(parsed, dict) else {"_raw_arguments": arguments}
+
+
+def stream_error(error: Any) -> UpstreamError:
+    """The UpstreamError for an error reported inside a 200 response (an `error` chunk or finish_reason)."""
+    if isinstance(error, dict):
+        message = str(error.get("message") or "upstream reported an error")
+        code = error.get("code")
+    else:
+        message, code = str(error or "upstream reported an error"), None
+    lowered = message.lower()
+    overloaded = code in (429, 503, 529, "429", "503", "529", "rate_limit_exceeded") or any(
+        word in lowered for word in _OVERLOAD_WORDS
+    )
+    return UpstreamError(
+        200,
+        message[:300],
+        error_type="overloaded_error" if overloaded else "api_error",
+        error_code=str(code) if code is not None else None,
+    )
+
+
+# --- streaming --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ToolCall:
+    """One OpenAI tool call as it becomes one Anthropic tool_use block."""
+
+    id: str
+    name: str = ""
+    block_index: int | None = None  # set once content_block_start was sent
+    pending_arguments: list[str] = field(default_factory=list)  # fragments seen before the name was known
+    closed: bool = False
+
+
+class OpenAIStreamTranslator:
+    """Chat Completions chunks in, Anthropic SSE bytes out. Feed parsed chunks, then call `finish()` once."""
+
+    def __init__(self, requested_model: str, meter: StreamMeter, quirks: OpenAIQuirks | None = None) -> None:
+        self._model = requested_model
+        self._meter = meter
+        self._quirks = quirks or OpenAIQuirks()
+        self._started = False
+        self._finished = False
+        self._next_index = 0  # Anthropic content index of the next block
+        self._open_index: int | None = None  # the block currently open, if any
+        self._open_tool: _ToolCall | None = None  # the tool call whose block is open
+        self._awaiting_name: _ToolCall | None = None  # a call seen before its name (not started yet)
+        self._tools: dict[int, _ToolCall] = {}  # by OpenAI tool-call index
+        self._has_tool_use = False
+        self._finish_reason: str | None = None
+        self._usage: Usage | None = None
+
+    @property
+    def started(self) -> bool:
+        """True once message_start has been produced (the client has, or will have, seen bytes)."""
+        return self._started
+
+    def feed(self, chunk: dict[str, Any]) -> bytes:
+        if self._finished:
+            return b""
+        if not isinstance(chunk, dict):
+            raise UpstreamError(200, "malformed chunk from upstream", error_type="api_error")
+        if chunk.get("error"):
+            raise stream_error(chunk["error"])
+        events: list[dict[str, Any]] = []
+        self._take_usage(chunk)
+        if isinstance(chunk.get("model"), str):
+            self._meter.model = chunk["model"]
+        if not self._started:
+            self._started = True
+            events.append(self._message_start(chunk.get("id")))
+            events.append({"type": "ping"})
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue  # n > 1 is never requested; ignore stray choices rather than interleave them
+            delta = choice.get("delta") or {}
+            text = _text_of(delta.get("content")) or _text_of(delta.get("refusal"))
+            if text:
+                events.extend(self._text(text))
+            for position, fragment in enumerate(delta.get("tool_calls") or ()):
+                events.extend(self._tool_fragment(fragment, position))
+            finish_reason = choice.get("finish_reason")
+            if finish_reason == "error":
+                raise stream_error(choice.get("error") or chunk.get("error"))
+            if finish_reason:
+                self._finish_reason = finish_reason
+        return b"".join(encode_event(event) for event in events)
+
+    def finish(self, saw_done: bool = False) -> bytes:
+        """Close the message at `[DONE]` or at the end of the body. A stream with neither a finish_reason nor
+        `[DONE]` was cut: that raises, and so does one that never produced a chunk."""
+        if self._finished:
+            return b""
+        if not self._started:
+            raise UpstreamError(200, "upstream stream ended without any data", error_type="api_error")
+        if self._finish_reason is None and not saw_done:
+            raise UpstreamError(200, "upstream stream ended before it finished", error_type="api_error")
+        self._finished = True
+        events: list[dict[str, Any]] = []
+        if self._awaiting_name is not None:
+            events.extend(self._start_tool(self._awaiting_name))
+        events.extend(self._close_block())
+        stop_reason = stop_reason_from_openai(self._finish_reason, self._has_tool_use)
+        usage = self._usage or Usage()
+        delta_usage = usage_dict(usage) if self._usage is not None else {"output_tokens": 0}
+        events.append(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": delta_usage,
+            }
+        )
+        events.append({"type": "message_stop"})
+        self._meter.usage = usage
+        self._meter.stop_reason = stop_reason
+        self._meter.completed = True
+        return b"".join(encode_event(event) for event in events)
+
+    # --- transitions ----------------------------------------------------------------------------------------
+
+    def _message_start(self, upstream_id: Any) -> dict[str, Any]:
+        return {
+            "type": "message_start",
+            "message": {
+                "id": _message_id(upstream_id),
+                "type": "message",
+                "role": "assistant",
+                "model": self._model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": usage_dict(self._usage or Usage()),
+            },
+        }
+
+    def _text(self, text: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        if self._open_index is None or self._open_tool is not None:
+            events.extend(self._open_block({"type": "text", "text": ""}))
+        events.append(
+            {"type": "content_block_delta", "index": self._open_index, "delta": {"type": "text_delta", "text": text}}
+        )
+        return events
+
+    def _tool_fragment(self, fragment: dict[str, Any], position: int) -> list[dict[str, Any]]:
+        openai_index = fragment.get("index", position)
+        call_id = fragment.get("id")
+        function = fragment.get("function") or {}
+        call = self._tools.get(openai_index)
+        events: list[dict[str, Any]] = []
+        # Some compatibles reuse index 0 for every call: a new id at a known index is a new call.
+        if call is None or (call_id and call.id != call_id):
+            if self._awaiting_name is not None:
+                events.extend(self._start_tool(self._awaiting_name))  # never got a name; start it as it is
+            call = _ToolCall(id=call_id or _new_tool_id())
+            self._tools[openai_index] = call
+            events.extend(self._close_block())
+            self._awaiting_name = call
+        elif call.closed:
+            # Anthropic blocks cannot be reopened; the vendor interleaved arguments of parallel calls.
+            raise UpstreamError(200, "upstream interleaved tool-call arguments", error_type="api_error")
+        if function.get("name") and not call.name:
+            call.name = function["name"]
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            arguments = orjson.dumps(arguments).decode()
+        if call.block_index is None:
+            if arguments:
+                call.pending_arguments.append(arguments)
+            if call.name:
+                events.extend(self._start_tool(call))
+        elif arguments:
+            events.append(_json_delta(call.block_index, arguments))
+        return events
+
+    def _start_tool(self, call: _ToolCall) -> list[dict[str, Any]]:
+        events = self._open_block({"type": "tool_use", "id": call.id, "name": call.name, "input": {}})
+        call.block_index = self._open_index
+        self._open_tool = call
+        if self._awaiting_name is call:
+            self._awaiting_name = None
+        self._has_tool_use = True
+        if call.pending_arguments:
+            events.append(_json_delta(self._open_index, "".join(call.pending_arguments)))
+            call.pending_arguments.clear()
+        return events
+
+    def _open_block(self, content_block: dict[str, Any]) -> list[dict[str, Any]]:
+        events = self._close_block()
+        self._open_index = self._next_index
+        self._next_index += 1
+        events.append({"type": "content_block_start", "index": self._open_index, "content_block": content_block})
+        return events
+
+    def _close_block(self) -> list[dict[str, Any]]:
+        if self._open_index is None:
+            return []
+        events = [{"type": "content_block_stop", "index": self._open_index}]
+        self._open_index = None
+        if self._open_tool is not None:
+            self._open_tool.closed = True
+            self._open_tool = None
+        return events
+
+    def _take_usage(self, chunk: dict[str, Any]) -> None:
+        usage = chunk.get("usage")
+        if not isinstance(usage, dict) and self._quirks.usage_in_x_groq:
+            usage = (chunk.get("x_groq") or {}).get("usage")
+        if isinstance(usage, dict):
+            # Usage values are totals so far: the latest wins.
+            self._usage = usage_from_openai(usage)
+            self._meter.usage = self._usage
+
+
+def _json_delta(index: int | None, partial_json: str) -> dict[str, Any]:
+    return {
+        "type": "content_block_delta",
+        "index": index,
+        "delta": {"type": "input_json_delta", "partial_json": partial_json},
+    }
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # a few compatibles send content parts
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def _message_id(upstream_id: Any) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9]", "", upstream_id)[:40] if isinstance(upstream_id, str) else ""
+    return f"msg_{cleaned or uuid.uuid4().hex[:24]}"
+
+
+def _new_tool_id() -> str:
+    return f"toolu_{uuid.uuid4().hex[:24]}"
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0

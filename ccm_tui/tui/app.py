@@ -1,0 +1,314 @@
+"""CcmApp: the Textual dashboard and the proxy in one process and one event loop.
+
+The listening socket is bound before the screen switches (a busy port fails cleanly). On mount the app
+starts the runtime (keys, prices, history: all off the loop), then serves hypercorn as a task of the running
+App. Bus events are buffered and drawn every 100 ms; panels refresh in place once a second. Quitting (q,
+ctrl+q, SIGTERM, SIGHUP) stops accepting, drains in-flight streams, closes clients and flushes history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+from rich.text import Text
+from textual.app import App, ComposeResult, SystemCommand
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from ccm_tui.config import Settings
+from ccm_tui.events import Event, ProviderChanged, RequestFinished, RequestStarted, RoutingChanged, SpendAlert
+from ccm_tui.format import countdown, usd
+from ccm_tui.proxy.server import BindError, bind_socket, serve
+from ccm_tui.runtime import Runtime, StartupError, check_proxy_key
+from ccm_tui.tui.commands import COMMANDS, bindings
+from ccm_tui.tui.logs import TuiLogHandler, configure_file_logging
+from ccm_tui.tui.screens.detail import RequestDetail
+from ccm_tui.tui.screens.help import HelpScreen
+from ccm_tui.tui.screens.keys import KeyEntry, KeyResult
+from ccm_tui.tui.widgets.header import StatusBar
+from ccm_tui.tui.widgets.providers import ProvidersPanel
+from ccm_tui.tui.widgets.requests import RequestLog, notice_text, request_text
+from ccm_tui.tui.widgets.spend import SpendPanel
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.1
+PANEL_SECONDS = 1.0
+
+
+class CcmApp(App[int]):
+    CSS_PATH = "ccm.tcss"
+    TITLE = "ccm-tui"
+    BINDINGS = bindings()
+
+    def __init__(
+        self,
+        settings: Settings,
+        sock: socket.socket,
+        *,
+        demo: bool = False,
+        demo_reason: str = "",
+        synthetic_client: bool = True,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.sock = sock
+        host, port = sock.getsockname()[:2]
+        self.base_url = f"http://{host}:{port}"
+        self.demo = demo
+        self.demo_reason = demo_reason
+        self.synthetic_client = synthetic_client
+        self.environ = environ
+        self.runtime: Runtime | None = None
+        self.ready = asyncio.Event()
+        self.requests_today = 0
+        self._pending: list[Event | tuple[str, str]] = []
+        self._stop_serving = asyncio.Event()
+        self._server_task: asyncio.Task[None] | None = None
+        self._quitting = False
+        self._demo_upstreams: Any = None
+        self._client: Any = None
+        self._log_handler: TuiLogHandler | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield Static(f"Starting ccm-tui on {self.base_url} …", id="starting")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            # Not available off the main thread (tests) or on some platforms: q still quits.
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, lambda: self.run_worker(self.action_quit(), exclusive=True))
+        self._log_handler = TuiLogHandler(loop, self._pending)
+        logging.getLogger().addHandler(self._log_handler)
+        settings = self.settings
+        if self.demo:
+            from ccm_tui.demo.simulation import start_demo_upstreams
+
+            self._demo_upstreams = await start_demo_upstreams()
+            settings = replace(settings, providers=self._demo_upstreams.settings_providers())
+        runtime = Runtime(settings, environ=self.environ)
+        await runtime.start()
+        self.runtime = runtime
+        self.requests_today = runtime.requests_before_start
+        runtime.bus.subscribe(self._pending.append)
+        await self.query_one("#starting").remove()
+        await self.mount(self._dashboard(runtime), before=self.query_one(Footer))
+        self._server_task = asyncio.create_task(serve(runtime.app, self.sock, self._stop_serving), name="ccm-proxy")
+        self._server_task.add_done_callback(self._server_stopped)
+        if self.demo and self.synthetic_client:
+            from ccm_tui.demo.simulation import SyntheticClient
+
+            self._client = SyntheticClient(self.base_url)
+            self._client.start()
+        self._pending.append(("ok", self._welcome()))
+        self.set_interval(FLUSH_SECONDS, self._flush)
+        self.set_interval(PANEL_SECONDS, self._refresh_panels)
+        self._refresh_panels()
+        self.query_one(RequestLog).focus()
+        self.ready.set()
+
+    def _dashboard(self, runtime: Runtime) -> Vertical:
+        providers = ProvidersPanel(runtime.engine, id="providers")
+        requests = RequestLog(id="requests")
+        spend = SpendPanel(runtime.spend, runtime.engine, id="spend")
+        return Vertical(providers, Horizontal(requests, spend, id="main"), id="dashboard")
+
+    def _welcome(self) -> str:
+        if self.demo:
+            why = f" ({self.demo_reason})" if self.demo_reason else ""
+            return (
+                f"Demo mode{why}: three simulated providers and a synthetic client. "
+                f"Point Claude Code here too: ANTHROPIC_BASE_URL={self.base_url} claude"
+            )
+        return f"Listening. Point Claude Code here: ANTHROPIC_BASE_URL={self.base_url} claude"
+
+    def _server_stopped(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and not self._quitting:
+            log.error("the proxy server stopped: %s", task.exception())
+
+    async def action_quit(self) -> None:
+        if self._quitting:
+            return
+        self._quitting = True
+        runtime = self.runtime
+        if runtime is not None and runtime.engine.in_flight:
+            self.notify(f"Draining {runtime.engine.in_flight} in-flight request(s)…", timeout=30)
+        self._stop_serving.set()
+        if self._client is not None:
+            await self._client.stop()
+        if self._server_task is not None:
+            await asyncio.wait({self._server_task})
+        else:
+            self.sock.close()
+        if runtime is not None:
+            await runtime.aclose()
+        if self._demo_upstreams is not None:
+            await self._demo_upstreams.stop()
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
+        self.exit(0)
+
+    # --- events -> screen ------------------------------------------------------------------------------------
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending[:] = list(self._pending), []
+        lines: list[tuple[Text, RequestFinished | None]] = []
+        for item in pending:
+            if isinstance(item, RequestFinished):
+                self.requests_today += 1
+                lines.append((request_text(item), item))
+            elif isinstance(item, tuple):
+                style = {"ok": "green", "warning": "yellow", "error": "bold red"}.get(item[0], "yellow")
+                lines.append((notice_text(item[1], style), None))
+            elif not isinstance(item, RequestStarted):
+                notice = describe(item)
+                if notice:
+                    lines.append((notice_text(*notice), None))
+        self.query_one(RequestLog).append(lines)
+
+    def _refresh_panels(self) -> None:
+        runtime = self.runtime
+        if runtime is None:
+            return
+        engine = runtime.engine
+        self.query_one(StatusBar).show(
+            self.base_url,
+            engine.strategy,
+            engine.paused,
+            self.requests_today,
+            runtime.spend.spent_today(),
+            engine.in_flight,
+            self.demo,
+        )
+        self.query_one(ProvidersPanel).refresh_rows()
+        self.query_one(SpendPanel).refresh_data()
+
+    # --- actions ---------------------------------------------------------------------------------------------
+    def _engine(self):
+        return self.runtime.engine if self.runtime is not None else None
+
+    def action_toggle_provider(self, number: int) -> None:
+        engine = self._engine()
+        names = list(engine.providers) if engine else []
+        if not 1 <= number <= len(names):
+            self.notify(f"There is no provider {number}.", severity="warning")
+            return
+        engine.toggle(names[number - 1])
+        self._refresh_panels()
+
+    def action_cycle_strategy(self) -> None:
+        engine = self._engine()
+        if engine:
+            engine.cycle_strategy()
+            self._refresh_panels()
+
+    def action_toggle_pause(self) -> None:
+        engine = self._engine()
+        if engine:
+            engine.set_paused(not engine.paused)
+            self._refresh_panels()
+
+    def action_set_key(self) -> None:
+        runtime = self.runtime
+        if runtime is None:
+            return
+        name = self.query_one(ProvidersPanel).selected_provider
+        if name is None:
+            return
+        provider = runtime.engine.providers[name]
+        source = runtime.key_sources.get(name, "none")
+        self.push_screen(KeyEntry(provider.settings, source), self._key_entered)
+
+    def _key_entered(self, result: KeyResult | None) -> None:
+        if result is None or self.runtime is None:
+            return
+        self.runtime.engine.set_api_key(result.provider, result.key)
+        self.runtime.key_sources[result.provider] = "keyring" if result.stored else "session"
+        where = "stored in the OS keyring" if result.stored else "kept for this session only"
+        self._pending.append(("ok", f"API key for {result.provider} {where}; in use now."))
+        self._refresh_panels()
+
+    def action_request_detail(self) -> None:
+        if isinstance(self.focused, ProvidersPanel):
+            return
+        self.query_one(RequestLog).open_selected()
+
+    def on_request_log_selected(self, message: RequestLog.Selected) -> None:
+        self.push_screen(RequestDetail(message.request))
+
+    def action_follow(self) -> None:
+        self.query_one(RequestLog).follow()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.base_url))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for command in COMMANDS:
+            if command.id in ("toggle-provider", "quit", "focus-next"):
+                continue
+            yield SystemCommand(command.title, command.help, getattr(self, f"action_{command.action}"))
+        engine = self._engine()
+        for number, name in enumerate(engine.providers if engine else (), start=1):
+            yield SystemCommand(
+                f"Toggle {name}",
+                f"Switch provider {number} ({name}) on or off",
+                lambda n=number: self.action_toggle_provider(n),
+            )
+
+
+def describe(event: Event) -> tuple[str, str] | None:
+    """A notice line for state changes worth seeing in the stream (message, style)."""
+    if isinstance(event, ProviderChanged):
+        target = event.provider + (f" [{event.variant}]" if event.variant and "/" not in event.variant else "")
+        if event.state == "cooling":
+            return f"{target} cooling down {countdown(event.until)}: {event.reason}", "yellow"
+        if event.state == "disabled":
+            return f"{target} disabled {countdown(event.until)}: {event.reason}", "bold red"
+        if event.state == "off":
+            return f"{event.provider} switched off", "dim"
+        if event.reason in ("switched on", "recovered", "API key set"):
+            return f"{target} {event.reason}", "green"
+        return None
+    if isinstance(event, RoutingChanged):
+        return f"strategy {event.strategy}" + ("; proxy PAUSED" if event.paused else ""), "cyan"
+    if isinstance(event, SpendAlert):
+        label = {"hour": "hourly", "day": "daily"}.get(event.window, event.window)
+        return f"{label} spend {usd(event.spent_usd)} crossed the {usd(event.threshold_usd)} alert", "bold red"
+    return None
+
+
+def run_tui(settings: Settings, demo: bool = False) -> int:
+    configure_file_logging()
+    demo_reason = ""
+    if not settings.providers and not demo:
+        demo, demo_reason = True, "no providers configured: set a key or write a config to use real ones"
+    try:
+        check_proxy_key(settings)
+        sock = bind_socket(settings.server.host, settings.server.port)
+    except (BindError, StartupError) as exc:
+        print(f"ccm-tui: {exc}", file=sys.stderr)
+        return 2
+    app = CcmApp(settings, sock, demo=demo, demo_reason=demo_reason)
+    started = time.monotonic()
+    code = app.run()
+    if app.return_code not in (None, 0):
+        return app.return_code
+    log.info("ccm-tui ran for %.0f s", time.monotonic() - started)
+    return code or 0

@@ -1,0 +1,95 @@
+"""Request detail: every attempt (provider, status, outcome, timing), usage, cost and upstream ids.
+
+Shows only what the history records: no message content, never a key.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from ccm_tui.events import RequestFinished
+from ccm_tui.format import ms, usd
+
+
+def detail_renderable(event: RequestFinished) -> Table:
+    outer = Table.grid(padding=(0, 2))
+    outer.add_column(style="dim", justify="right")
+    outer.add_column()
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.started_at))
+    status = Text(str(event.status), style="green" if event.ok else "bold red")
+    if event.error_type:
+        status.append(f"  {event.error_type}: {event.error_message or ''}", style="red")
+    served = f"{event.provider} / {event.model}" if event.provider else "nobody"
+    usage = event.usage
+    rows = [
+        ("request", event.request_id),
+        ("started", started),
+        ("model asked", event.requested_model),
+        ("served by", served),
+        ("mode", "stream" if event.stream else "json"),
+        ("status", status),
+        ("time to first byte", ms(event.ttfb)),
+        ("duration", ms(event.duration)),
+        (
+            "input tokens",
+            f"{usage.input_tokens} (+ cache write {usage.cache_creation_input_tokens}, "
+            f"cache read {usage.cache_read_input_tokens})",
+        ),
+        ("output tokens", str(usage.output_tokens)),
+        ("cost", usd(event.cost_usd)),
+    ]
+    for label, value in rows:
+        outer.add_row(label, value)
+    attempts = Table(title="attempts", title_justify="left", expand=True, show_edge=False)
+    for column in ("#", "provider", "model", "status", "outcome", "took", "retry after", "reason"):
+        attempts.add_column(column, overflow="fold")
+    for number, attempt in enumerate(event.attempts, start=1):
+        attempts.add_row(
+            str(number),
+            attempt.provider,
+            attempt.variant,
+            str(attempt.status or "-"),
+            Text(attempt.outcome, style="green" if attempt.outcome == "ok" else "yellow"),
+            ms(attempt.duration),
+            f"{attempt.retry_after:.0f}s" if attempt.retry_after is not None else "",
+            attempt.reason,
+        )
+    outer.add_row("", "")
+    outer.add_row("", attempts)
+    if event.headers_of_note:
+        headers = Table.grid(padding=(0, 1))
+        for name, value in event.headers_of_note:
+            headers.add_row(Text(name, style="dim"), value)
+        outer.add_row("upstream headers", headers)
+    return outer
+
+
+class RequestDetail(ModalScreen[None]):
+    DEFAULT_CSS = """
+    RequestDetail { align: center middle; }
+    RequestDetail > VerticalScroll {
+        width: 90%; max-width: 140; height: auto; max-height: 90%;
+        border: thick $primary; background: $surface; padding: 1 2;
+    }
+    """
+    BINDINGS = [Binding("escape,q,enter", "dismiss", "Close", id="close-detail")]
+
+    def __init__(self, event: RequestFinished) -> None:
+        super().__init__()
+        self.event = event
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll() as scroll:
+            scroll.border_title = "Request detail  (esc to close)"
+            yield Static(detail_renderable(self.event))
+
+    def action_dismiss(self) -> None:  # type: ignore[override]
+        self.dismiss(None)
