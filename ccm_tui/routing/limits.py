@@ -142,6 +142,12 @@ def quota_from_headers(headers: Mapping[str, str], now: float) -> QuotaSnapshot 
             tokens = tokens or _window(
                 headers, f"{o}limit-{suffix}", f"{o}remaining-{suffix}", f"{o}reset-{suffix}", now
             )
+    if requests is None and tokens is None and f"{o}limit" in headers:
+        # OpenRouter: unsuffixed x-ratelimit-limit / -remaining / -reset, the reset in epoch milliseconds.
+        reset = _int(headers.get(f"{o}reset"))
+        limit, remaining = _int(headers.get(f"{o}limit")), _int(headers.get(f"{o}remaining"))
+        if limit and limit > 0:
+            requests = QuotaWindow(limit, remaining, reset / 1000.0 if reset else None)
     if requests is None and tokens is None:
         return None
     return QuotaSnapshot(requests=requests, tokens=tokens, taken_at=now)
