@@ -1,0 +1,184 @@
+"""Gemini API (native) adapter: generateContent / streamGenerateContent?alt=sse with an API key.
+
+Requests and responses are translated by translate/gemini.py (pure); this module does the HTTP: the
+`x-goog-api-key` header (never the `?key=` query, so URLs in logs carry no secret), SSE parsing, metering,
+and Google error shapes (providers/google_auth.google_error), including errors sent inside a stream.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from ccm_tui.config import ProviderSettings, RoutingSettings
+from ccm_tui.providers.base import (
+    MessageReply,
+    ProxyRequest,
+    Reply,
+    Route,
+    StreamMeter,
+    StreamReply,
+    UpstreamError,
+    header_items,
+    make_http_client,
+    transport_error,
+)
+from ccm_tui.providers.google_auth import google_error
+from ccm_tui.translate.anthropic_stream import apply_event, usage_of
+from ccm_tui.translate.gemini import GeminiStreamTranslator, anthropic_message, gemini_request
+from ccm_tui.translate.sse import SseParser, encode_event
+
+GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
+DEFAULT_KEY_ENV = "GEMINI_API_KEY"
+_VERSION_SEGMENT = re.compile(r"/v\d+(?:(?:alpha|beta)\d*)?$")
+_COUNT_TIMEOUT = httpx.Timeout(10.0)
+
+
+def gemini_base_url(base_url: str | None) -> str:
+    """The versioned API root; a base_url without a version segment gets v1beta (functions, thinking config)."""
+    base = (base_url or GEMINI_BASE_URL).rstrip("/")
+    return base if _VERSION_SEGMENT.search(base) else base + "/v1beta"
+
+
+class GeminiProvider:
+    def __init__(self, settings: ProviderSettings, routing: RoutingSettings) -> None:
+        self.settings = settings
+        self._client = make_http_client(settings, routing)
+        self._env_key = os.environ.get(settings.api_key_env or DEFAULT_KEY_ENV) or None
+        self._api_key = self._env_key
+        self._base = gemini_base_url(settings.base_url)
+
+    def set_api_key(self, key: str | None) -> None:
+        self._api_key = key or self._env_key
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self._api_key)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _url(self, model: str, action: str) -> str:
+        return f"{self._base}/models/{quote(model.removeprefix('models/'), safe='')}:{action}"
+
+    async def _post(self, url: str, payload: dict[str, Any], **kw: Any) -> httpx.Response:
+        if not self._api_key:
+            raise UpstreamError(401, "no Gemini API key configured", error_type="UNAUTHENTICATED")
+        headers = {**self.settings.headers, "content-type": "application/json", "x-goog-api-key": self._api_key}
+        request = self._client.build_request("POST", url, content=orjson.dumps(payload), headers=headers, **kw)
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from None
+        if response.status_code >= 400:
+            try:
+                data = await response.aread()
+            except httpx.TransportError as exc:
+                raise transport_error(exc) from None
+            finally:
+                await response.aclose()
+            raise google_error(response.status_code, data, header_items(response.headers))
+        return response
+
+    async def send(self, request: ProxyRequest, route: Route) -> Reply:
+        payload = gemini_request(request.body, max_output_tokens=self.settings.max_output_tokens)
+        if not request.stream:
+            response = await self._post(self._url(route.model, "generateContent"), payload)
+            try:
+                data = await response.aread()
+            except httpx.TransportError as exc:
+                raise transport_error(exc) from None
+            finally:
+                await response.aclose()
+            try:
+                result = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise UpstreamError(502, "Gemini answered with invalid JSON", error_type="api_error") from None
+            message = anthropic_message(result, model=route.model)
+            return MessageReply(
+                body=orjson.dumps(message),
+                usage=usage_of(message["usage"]),
+                headers=header_items(response.headers),
+                model=result.get("modelVersion") or route.model,
+            )
+        response = await self._post(self._url(route.model, "streamGenerateContent?alt=sse"), payload)
+        meter = StreamMeter(model=route.model)
+        chunks = _translated(response, GeminiStreamTranslator(route.model), meter)
+        return StreamReply(chunks, header_items(response.headers), meter, response.aclose)
+
+    async def count_tokens(self, request: ProxyRequest, route: Route) -> int | None:
+        payload = gemini_request(request.body)
+        model = route.model.removeprefix("models/")
+        inner = {key: payload[key] for key in ("contents", "systemInstruction", "tools") if key in payload}
+        try:
+            response = await self._post(
+                self._url(model, "countTokens"),
+                {"generateContentRequest": {"model": f"models/{model}", **inner}},
+                timeout=_COUNT_TIMEOUT,
+            )
+            try:
+                data = orjson.loads(await response.aread())
+            finally:
+                await response.aclose()
+        except (UpstreamError, httpx.TransportError, orjson.JSONDecodeError):
+            return None
+        count = data.get("totalTokens") if isinstance(data, dict) else None
+        return count if isinstance(count, int) else None
+
+
+async def _translated(
+    response: httpx.Response, translator: GeminiStreamTranslator, meter: StreamMeter
+) -> AsyncIterator[bytes]:
+    """Gemini SSE in, Anthropic SSE out. An error object inside the stream raises after what preceded it."""
+    parser = SseParser()
+    ended = False
+    try:
+        async for raw in response.aiter_bytes():
+            events = parser.feed(raw)
+            if not events:
+                continue
+            out, failure = _translate_events(events, translator, meter)
+            if out:
+                yield out
+            if failure is not None:
+                raise failure
+        ended = True
+    except httpx.TransportError as exc:
+        raise transport_error(exc) from None
+    out, failure = _translate_events(parser.flush(), translator, meter)
+    if failure is None and ended and translator.finish_reason is None:
+        failure = UpstreamError(0, "stream ended before a finishReason", transport="read", error_type="read")
+    if failure is None:
+        for event in translator.finish():
+            apply_event(meter, event)
+            out += encode_event(event)
+    if out:
+        yield out
+    if failure is not None:
+        raise failure
+
+
+def _translate_events(
+    events: list[Any], translator: GeminiStreamTranslator, meter: StreamMeter
+) -> tuple[bytes, UpstreamError | None]:
+    out = bytearray()
+    for sse in events:
+        try:
+            chunk = orjson.loads(sse.data)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(chunk, dict):
+            continue
+        if isinstance(chunk.get("error"), dict):
+            status = chunk["error"].get("code")
+            return bytes(out), google_error(status if isinstance(status, int) else 500, chunk)
+        for event in translator.feed(chunk):
+            apply_event(meter, event)
+            out += encode_event(event)
+    return bytes(out), None

@@ -1,0 +1,169 @@
+"""Google Vertex AI adapter: Claude through rawPredict / streamRawPredict (Anthropic protocol on Google auth).
+
+The body is the Anthropic body without `model`, with anthropic_version "vertex-2023-10-16"; betas travel in
+the `anthropic-beta` header, filtered to what Vertex takes. Auth is an OAuth access token from google-auth
+(the provider's credentials_file, else Application Default Credentials), or a token handed to set_api_key.
+Streams are Anthropic SSE and pass through byte for byte, metered on the way. Errors are Google-shaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from ccm_tui.config import ProviderSettings, RoutingSettings
+from ccm_tui.providers.base import (
+    MessageReply,
+    ProxyRequest,
+    Reply,
+    Route,
+    StreamMeter,
+    StreamReply,
+    UpstreamError,
+    header_items,
+    make_http_client,
+    transport_error,
+)
+from ccm_tui.providers.google_auth import GoogleTokenSource, google_error
+from ccm_tui.translate.anthropic_stream import AnthropicStreamMeter, usage_of
+from ccm_tui.translate.continuity import (
+    CLOUD_CLAUDE_KEYS,
+    VERTEX_DEFAULT_BETAS,
+    cloud_claude_body,
+    filter_betas,
+    sanitize_history_for_anthropic_target,
+)
+
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
+_BODY_KEYS = CLOUD_CLAUDE_KEYS | {"stream"}  # unlike Bedrock, streamRawPredict keeps `stream` in the body
+_COUNT_KEYS = frozenset({"messages", "system", "tools", "tool_choice", "thinking"})
+_COUNT_TIMEOUT = httpx.Timeout(10.0)
+
+
+def vertex_base_url(region: str) -> str:
+    """The API root for a region: global and the multi-regions have their own hosts."""
+    if region == "global":
+        return "https://aiplatform.googleapis.com/v1"
+    if region in ("us", "eu"):
+        return f"https://aiplatform.{region}.rep.googleapis.com/v1"
+    return f"https://{region}-aiplatform.googleapis.com/v1"
+
+
+class VertexProvider:
+    def __init__(self, settings: ProviderSettings, routing: RoutingSettings) -> None:
+        self.settings = settings
+        self._client = make_http_client(settings, routing)
+        self._tokens = GoogleTokenSource(settings.credentials_file)
+        self._static_token: str | None = None
+        self._allowed_betas = settings.betas if settings.betas is not None else VERTEX_DEFAULT_BETAS
+
+    def set_api_key(self, key: str | None) -> None:
+        """A ready OAuth access token (e.g. from `gcloud auth print-access-token`) instead of google-auth."""
+        self._static_token = key or None
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self._static_token) or not self._tokens.missing
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _model_url(self, route: Route, model_action: str) -> str:
+        region = route.variant.region or self.settings.region or "global"
+        base = (self.settings.base_url or vertex_base_url(region)).rstrip("/")
+        project = quote(self.settings.project or "", safe="")
+        return f"{base}/projects/{project}/locations/{region}/publishers/anthropic/models/{model_action}"
+
+    async def _post(self, url: str, payload: dict[str, Any], betas: list[str], **kw: Any) -> httpx.Response:
+        token = self._static_token or await self._tokens.token()
+        headers = {**self.settings.headers, "content-type": "application/json", "authorization": f"Bearer {token}"}
+        if betas:
+            headers["anthropic-beta"] = ",".join(betas)
+        request = self._client.build_request("POST", url, content=orjson.dumps(payload), headers=headers, **kw)
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from None
+        if response.status_code >= 400:
+            try:
+                data = await response.aread()
+            except httpx.TransportError as exc:
+                raise transport_error(exc) from None
+            finally:
+                await response.aclose()
+            if response.status_code == 401:
+                self._tokens.invalidate()
+            raise google_error(response.status_code, data, header_items(response.headers))
+        return response
+
+    async def send(self, request: ProxyRequest, route: Route) -> Reply:
+        body = cloud_claude_body(request.body, anthropic_version=VERTEX_ANTHROPIC_VERSION, keep=_BODY_KEYS)
+        requested_betas = [*request.betas, *(body.pop("anthropic_beta", None) or ())]
+        if request.stream:
+            body["stream"] = True
+        else:
+            body.pop("stream", None)
+        if self.settings.max_output_tokens and isinstance(body.get("max_tokens"), int):
+            body["max_tokens"] = min(body["max_tokens"], self.settings.max_output_tokens)
+        betas = filter_betas(requested_betas, self._allowed_betas)
+        action = "streamRawPredict" if request.stream else "rawPredict"
+        response = await self._post(self._model_url(route, f"{quote(route.model, safe='@')}:{action}"), body, betas)
+        if not request.stream:
+            try:
+                data = await response.aread()
+            except httpx.TransportError as exc:
+                raise transport_error(exc) from None
+            finally:
+                await response.aclose()
+            message = _json_object(data)
+            return MessageReply(
+                body=data,
+                usage=usage_of(message.get("usage")),
+                headers=header_items(response.headers),
+                model=message.get("model") or route.model,
+            )
+        meter = StreamMeter(model=route.model)
+        return StreamReply(_metered(response, meter), header_items(response.headers), meter, response.aclose)
+
+    async def count_tokens(self, request: ProxyRequest, route: Route) -> int | None:
+        body = sanitize_history_for_anthropic_target(request.body)
+        payload = {key: value for key, value in body.items() if key in _COUNT_KEYS}
+        payload |= {"model": route.model, "anthropic_version": VERTEX_ANTHROPIC_VERSION}
+        betas = filter_betas(request.betas, self._allowed_betas)
+        try:
+            response = await self._post(
+                self._model_url(route, "count-tokens:rawPredict"), payload, betas, timeout=_COUNT_TIMEOUT
+            )
+            try:
+                data = _json_object(await response.aread())
+            finally:
+                await response.aclose()
+        except (UpstreamError, httpx.TransportError):
+            return None
+        count = data.get("input_tokens")
+        return count if isinstance(count, int) else None
+
+
+async def _metered(response: httpx.Response, meter: StreamMeter) -> AsyncIterator[bytes]:
+    """Upstream SSE bytes unchanged; a stream that stops without message_stop or an error event is a failure."""
+    scanner = AnthropicStreamMeter(meter)
+    try:
+        async for chunk in response.aiter_bytes():
+            scanner.feed(chunk)
+            yield chunk
+    except httpx.TransportError as exc:
+        raise transport_error(exc) from None
+    if not meter.completed and meter.error_type is None:
+        raise UpstreamError(0, "stream ended before message_stop", transport="read", error_type="read")
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
