@@ -28,6 +28,7 @@ from ccm_tui.providers.base import (
     transport_error,
 )
 from ccm_tui.translate.anthropic_stream import AnthropicStreamMeter
+from ccm_tui.translate.continuity import sanitize_history_for_anthropic_target
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 # Fields the count_tokens endpoint accepts (PROTOCOLS.md §1.9); anything else is a 400 there.
@@ -95,13 +96,16 @@ class AnthropicProvider:
         return headers
 
     def _body(self, request: ProxyRequest, route: Route) -> bytes:
+        """The client's bytes when nothing must change (the common case), else a re-serialised body:
+        another model name, a clamped max_tokens, or history from another provider made acceptable."""
         cap = self.settings.max_output_tokens
         over_cap = (
             cap is not None and isinstance(request.body.get("max_tokens"), int) and request.body["max_tokens"] > cap
         )
-        if route.model == request.model and not over_cap:
+        sanitized = sanitize_history_for_anthropic_target(request.body)
+        if route.model == request.model and not over_cap and sanitized is request.body:
             return request.raw_body
-        body = dict(request.body, model=route.model)
+        body = dict(sanitized, model=route.model)
         if over_cap:
             body["max_tokens"] = cap
         return orjson.dumps(body)
