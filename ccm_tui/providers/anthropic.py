@@ -25,6 +25,8 @@ from ccm_tui.providers.base import (
     UpstreamError,
     header_items,
     make_http_client,
+    open_response,
+    read_all,
     transport_error,
 )
 from ccm_tui.translate.anthropic_stream import AnthropicStreamMeter
@@ -115,26 +117,10 @@ class AnthropicProvider:
         upstream = self._client.build_request(
             "POST", url, content=self._body(request, route), headers=self._headers(request)
         )
-        try:
-            response = await self._client.send(upstream, stream=True)
-        except httpx.TransportError as exc:
-            raise transport_error(exc) from None
+        response = await open_response(self._client, upstream, anthropic_error)
         headers = header_items(response.headers)
-        if response.status_code >= 300:
-            try:
-                body = await response.aread()
-            except httpx.TransportError:
-                body = b""
-            finally:
-                await response.aclose()
-            raise anthropic_error(response.status_code, body, headers)
         if not request.stream:
-            try:
-                body = await response.aread()
-            except httpx.TransportError as exc:
-                raise transport_error(exc) from None
-            finally:
-                await response.aclose()
+            body = await read_all(response)
             try:
                 message = orjson.loads(body)
             except orjson.JSONDecodeError:
@@ -143,7 +129,7 @@ class AnthropicProvider:
                 body=body, usage=usage_from(message.get("usage")), headers=headers, model=message.get("model")
             )
         meter = StreamMeter()
-        return StreamReply(_metered(response, AnthropicStreamMeter(meter)), headers, meter, response.aclose)
+        return StreamReply(metered_anthropic_sse(response, meter), headers, meter, response.aclose)
 
     async def count_tokens(self, request: ProxyRequest, route: Route) -> int | None:
         body = {k: request.body[k] for k in _COUNT_FIELDS if k in request.body}
@@ -163,7 +149,18 @@ class AnthropicProvider:
         await self._client.aclose()
 
 
-async def _metered(response: httpx.Response, meter: AnthropicStreamMeter) -> AsyncIterator[bytes]:
-    async for chunk in response.aiter_bytes():
-        meter.feed(chunk)
-        yield chunk
+async def metered_anthropic_sse(response: httpx.Response, meter: StreamMeter) -> AsyncIterator[bytes]:
+    """Upstream Anthropic SSE bytes, unchanged, metered as they pass (shared with Vertex).
+
+    A connection lost mid-stream raises; a stream that stops without message_stop or an error event is
+    a failure too (the engine turns either into an `event: error`).
+    """
+    scanner = AnthropicStreamMeter(meter)
+    try:
+        async for chunk in response.aiter_bytes():
+            scanner.feed(chunk)
+            yield chunk
+    except httpx.TransportError as exc:
+        raise transport_error(exc) from None
+    if not meter.completed and meter.error_type is None:
+        raise UpstreamError(0, "the upstream stream ended before message_stop", transport="read", error_type="read")

@@ -190,3 +190,35 @@ def transport_error(exc: BaseException) -> UpstreamError:
 
 def header_items(headers: httpx.Headers) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
+
+
+ErrorParser = Callable[[int, bytes, dict[str, str]], UpstreamError]
+
+
+async def open_response(client: httpx.AsyncClient, request: httpx.Request, parse_error: ErrorParser) -> httpx.Response:
+    """Send `request`; return as soon as a 2xx status and its headers are known (the body is not read).
+
+    A transport failure becomes a transport_error; any other status reads the error body, closes the
+    response and raises the vendor's `parse_error(status, body, headers)`.
+    """
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.TransportError as exc:
+        raise transport_error(exc) from None
+    if not 200 <= response.status_code < 300:
+        try:
+            body = await read_all(response)
+        except UpstreamError:
+            body = b""
+        raise parse_error(response.status_code, body, header_items(response.headers))
+    return response
+
+
+async def read_all(response: httpx.Response) -> bytes:
+    """The whole body of a response opened with `open_response`; it is closed either way."""
+    try:
+        return await response.aread()
+    except httpx.TransportError as exc:
+        raise transport_error(exc) from None
+    finally:
+        await response.aclose()

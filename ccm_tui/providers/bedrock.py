@@ -36,6 +36,8 @@ from ccm_tui.providers.base import (
     UpstreamError,
     header_items,
     make_http_client,
+    open_response,
+    read_all,
     transport_error,
 )
 from ccm_tui.translate.anthropic_stream import apply_event, usage_of
@@ -139,33 +141,15 @@ class BedrockProvider:
 
     async def _post(self, url: str, content: bytes, region: str, accept: str, **kw: Any) -> httpx.Response:
         headers = await self._headers(url, content, region, accept)
-        try:
-            response = await self._client.send(
-                self._client.build_request("POST", url, content=content, headers=headers, **kw), stream=True
-            )
-        except httpx.TransportError as exc:
-            raise transport_error(exc) from None
-        if response.status_code >= 400:
-            try:
-                data = await response.aread()
-            except httpx.TransportError as exc:
-                raise transport_error(exc) from None
-            finally:
-                await response.aclose()
-            raise bedrock_error(response.status_code, response.headers, data)
-        return response
+        request = self._client.build_request("POST", url, content=content, headers=headers, **kw)
+        return await open_response(self._client, request, _bedrock_error)
 
     async def send(self, request: ProxyRequest, route: Route) -> Reply:
         region = route.variant.region or self.settings.region or "us-east-1"
         content = orjson.dumps(self.invoke_body(request))
         if not request.stream:
             response = await self._post(self._url(route.model, region, "invoke"), content, region, "application/json")
-            try:
-                data = await response.aread()
-            except httpx.TransportError as exc:
-                raise transport_error(exc) from None
-            finally:
-                await response.aclose()
+            data = await read_all(response)
             message = _json_object(data)
             return MessageReply(
                 body=data,
@@ -196,6 +180,10 @@ class BedrockProvider:
             return None
         count = data.get("inputTokens")
         return count if isinstance(count, int) else None
+
+
+def _bedrock_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
+    return bedrock_error(status, httpx.Headers(headers), body)
 
 
 # --- responses -----------------------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from ccm_tui.providers.base import (
     UpstreamError,
     header_items,
     make_http_client,
+    open_response,
+    read_all,
     transport_error,
 )
 from ccm_tui.providers.google_auth import google_error
@@ -72,30 +74,13 @@ class GeminiProvider:
             raise UpstreamError(401, "no Gemini API key configured", error_type="UNAUTHENTICATED")
         headers = {**self.settings.headers, "content-type": "application/json", "x-goog-api-key": self._api_key}
         request = self._client.build_request("POST", url, content=orjson.dumps(payload), headers=headers, **kw)
-        try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise transport_error(exc) from None
-        if response.status_code >= 400:
-            try:
-                data = await response.aread()
-            except httpx.TransportError as exc:
-                raise transport_error(exc) from None
-            finally:
-                await response.aclose()
-            raise google_error(response.status_code, data, header_items(response.headers))
-        return response
+        return await open_response(self._client, request, google_error)
 
     async def send(self, request: ProxyRequest, route: Route) -> Reply:
         payload = gemini_request(request.body, max_output_tokens=self.settings.max_output_tokens)
         if not request.stream:
             response = await self._post(self._url(route.model, "generateContent"), payload)
-            try:
-                data = await response.aread()
-            except httpx.TransportError as exc:
-                raise transport_error(exc) from None
-            finally:
-                await response.aclose()
+            data = await read_all(response)
             try:
                 result = orjson.loads(data)
             except orjson.JSONDecodeError:

@@ -26,6 +26,8 @@ from ccm_tui.providers.base import (
     UpstreamError,
     header_items,
     make_http_client,
+    open_response,
+    read_all,
     transport_error,
 )
 from ccm_tui.translate.openai_errors import error_from_openai
@@ -117,12 +119,7 @@ class OpenAIProvider:
         http_request = self._client.build_request(
             "POST", self.endpoint, content=orjson.dumps(body), headers=self._headers(quirks, request.stream)
         )
-        try:
-            response = await self._client.send(http_request, stream=True)
-        except httpx.TransportError as exc:
-            raise transport_error(exc) from None
-        if not 200 <= response.status_code < 300:
-            raise await self._error(response)
+        response = await open_response(self._client, http_request, self._error)
         if request.stream and "json" not in response.headers.get("content-type", ""):
             return self._stream_reply(response, request.model, quirks)
         return await self._message_reply(response, request.model, streaming_wanted=request.stream)
@@ -135,23 +132,12 @@ class OpenAIProvider:
         headers.update(self.settings.headers)  # the user's own headers win (gateways, org ids)
         return headers
 
-    async def _error(self, response: httpx.Response) -> UpstreamError:
-        try:
-            body = await response.aread()
-        except httpx.TransportError:
-            body = b""
-        finally:
-            await response.aclose()
-        return error_from_openai(response.status_code, body, header_items(response.headers), self.vendor)
+    def _error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
+        return error_from_openai(status, body, headers, self.vendor)
 
     async def _message_reply(self, response: httpx.Response, model: str, *, streaming_wanted: bool) -> MessageReply:
         headers = header_items(response.headers)
-        try:
-            raw = await response.aread()
-        except httpx.TransportError as exc:
-            raise transport_error(exc) from None
-        finally:
-            await response.aclose()
+        raw = await read_all(response)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:

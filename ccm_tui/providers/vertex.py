@@ -8,7 +8,6 @@ Streams are Anthropic SSE and pass through byte for byte, metered on the way. Er
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +15,7 @@ import httpx
 import orjson
 
 from ccm_tui.config import ProviderSettings, RoutingSettings
+from ccm_tui.providers.anthropic import metered_anthropic_sse
 from ccm_tui.providers.base import (
     MessageReply,
     ProxyRequest,
@@ -26,10 +26,11 @@ from ccm_tui.providers.base import (
     UpstreamError,
     header_items,
     make_http_client,
-    transport_error,
+    open_response,
+    read_all,
 )
 from ccm_tui.providers.google_auth import GoogleTokenSource, google_error
-from ccm_tui.translate.anthropic_stream import AnthropicStreamMeter, usage_of
+from ccm_tui.translate.anthropic_stream import usage_of
 from ccm_tui.translate.continuity import (
     CLOUD_CLAUDE_KEYS,
     VERTEX_DEFAULT_BETAS,
@@ -85,20 +86,11 @@ class VertexProvider:
             headers["anthropic-beta"] = ",".join(betas)
         request = self._client.build_request("POST", url, content=orjson.dumps(payload), headers=headers, **kw)
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise transport_error(exc) from None
-        if response.status_code >= 400:
-            try:
-                data = await response.aread()
-            except httpx.TransportError as exc:
-                raise transport_error(exc) from None
-            finally:
-                await response.aclose()
-            if response.status_code == 401:
-                self._tokens.invalidate()
-            raise google_error(response.status_code, data, header_items(response.headers))
-        return response
+            return await open_response(self._client, request, google_error)
+        except UpstreamError as error:
+            if error.status == 401:
+                self._tokens.invalidate()  # a revoked or expired token: fetch a new one next time
+            raise
 
     async def send(self, request: ProxyRequest, route: Route) -> Reply:
         body = cloud_claude_body(request.body, anthropic_version=VERTEX_ANTHROPIC_VERSION, keep=_BODY_KEYS)
@@ -113,12 +105,7 @@ class VertexProvider:
         action = "streamRawPredict" if request.stream else "rawPredict"
         response = await self._post(self._model_url(route, f"{quote(route.model, safe='@')}:{action}"), body, betas)
         if not request.stream:
-            try:
-                data = await response.aread()
-            except httpx.TransportError as exc:
-                raise transport_error(exc) from None
-            finally:
-                await response.aclose()
+            data = await read_all(response)
             message = _json_object(data)
             return MessageReply(
                 body=data,
@@ -127,7 +114,9 @@ class VertexProvider:
                 model=message.get("model") or route.model,
             )
         meter = StreamMeter(model=route.model)
-        return StreamReply(_metered(response, meter), header_items(response.headers), meter, response.aclose)
+        return StreamReply(
+            metered_anthropic_sse(response, meter), header_items(response.headers), meter, response.aclose
+        )
 
     async def count_tokens(self, request: ProxyRequest, route: Route) -> int | None:
         body = sanitize_history_for_anthropic_target(request.body)
@@ -146,19 +135,6 @@ class VertexProvider:
             return None
         count = data.get("input_tokens")
         return count if isinstance(count, int) else None
-
-
-async def _metered(response: httpx.Response, meter: StreamMeter) -> AsyncIterator[bytes]:
-    """Upstream SSE bytes unchanged; a stream that stops without message_stop or an error event is a failure."""
-    scanner = AnthropicStreamMeter(meter)
-    try:
-        async for chunk in response.aiter_bytes():
-            scanner.feed(chunk)
-            yield chunk
-    except httpx.TransportError as exc:
-        raise transport_error(exc) from None
-    if not meter.completed and meter.error_type is None:
-        raise UpstreamError(0, "stream ended before message_stop", transport="read", error_type="read")
 
 
 def _json_object(data: bytes) -> dict[str, Any]:
