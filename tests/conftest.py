@@ -72,6 +72,13 @@ class RunningProxy:
     url: str
     runtime: Runtime
     events: list[Event]
+    changed: asyncio.Condition
+
+    async def wait_finished(self, count: int = 1, timeout: float = 5.0) -> list:
+        """Wait (on bus events, no polling) until `count` requests have finished."""
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(lambda: len(self.finished()) >= count), timeout)
+        return self.finished()
 
     @property
     def engine(self) -> Engine:
@@ -111,18 +118,29 @@ async def start_proxy(tmp_path: Path) -> AsyncIterator[ProxyFactory]:
         port = sock.getsockname()[1]
         runtime = Runtime(settings, environ=environ if environ is not None else {"TEST_KEY": "test-upstream-key"})
         events: list[Event] = []
-        runtime.bus.subscribe(events.append)
+        changed = asyncio.Condition()
+
+        def record(event: Event) -> None:
+            events.append(event)
+            asyncio.get_running_loop().create_task(_notify(changed))
+
+        runtime.bus.subscribe(record)
         await runtime.start()
         shutdown = asyncio.Event()
         task = asyncio.create_task(serve(runtime.app, sock, shutdown, drain_seconds=5.0))
         running.append((shutdown, task, runtime))
-        return RunningProxy(f"http://127.0.0.1:{port}", runtime, events)
+        return RunningProxy(f"http://127.0.0.1:{port}", runtime, events, changed)
 
     yield start
     for shutdown, task, runtime in running:
         shutdown.set()
         await task
         await runtime.aclose()
+
+
+async def _notify(condition: asyncio.Condition) -> None:
+    async with condition:
+        condition.notify_all()
 
 
 def free_port() -> int:

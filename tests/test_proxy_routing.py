@@ -224,8 +224,18 @@ async def test_client_disconnect_cancels_the_upstream(start_proxy, primary) -> N
     await asyncio.wait_for(primary.aborted.wait(), timeout=5)
     assert primary.aborts == 1
     # The request is still recorded (never a lost record).
-    for _ in range(50):
-        if proxy.finished():
-            break
-        await asyncio.sleep(0.02)
-    assert proxy.finished()[0].status == 499
+    [finished] = await proxy.wait_finished()
+    assert finished.status == 499
+
+
+async def test_client_leaving_before_the_first_byte_aborts_upstream_and_is_recorded(start_proxy, primary) -> None:
+    primary.scenario = "slow_first_byte"
+    primary.slow_seconds = 30
+    proxy = await start_proxy([anthropic_provider("anth", primary.url)])
+    body = {"model": "claude-sonnet-4-6", "stream": True, **ASK}
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=0.3)) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.post(f"{proxy.url}/v1/messages", json=body)  # the client gives up and disconnects
+    await asyncio.wait_for(primary.aborted.wait(), timeout=5)
+    [finished] = await proxy.wait_finished()
+    assert finished.status == 499 and finished.error_type == "client_closed"

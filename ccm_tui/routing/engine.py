@@ -130,14 +130,19 @@ class Engine:
             return self._blocked_error(run, candidates, plan.soonest_available)
 
         last: tuple[Failure, UpstreamError] | None = None
-        for index, route in enumerate(plan.routes):
-            next_route = plan.routes[index + 1] if index + 1 < len(plan.routes) else None
-            outcome = await self._attempt(run, route, next_route)
-            if isinstance(outcome, ProxyResponse):
-                return outcome
-            last = outcome
-            if outcome[0].kind is FailureKind.CLIENT_ERROR:
-                break
+        try:
+            for index, route in enumerate(plan.routes):
+                next_route = plan.routes[index + 1] if index + 1 < len(plan.routes) else None
+                outcome = await self._attempt(run, route, next_route)
+                if isinstance(outcome, ProxyResponse):
+                    return outcome
+                last = outcome
+                if outcome[0].kind is FailureKind.CLIENT_ERROR:
+                    break
+        except asyncio.CancelledError:
+            # The client went away before the first byte: the upstream call is already closed; keep the record.
+            self._publish_finished(run, 499, None, Usage(), None, None, error=("client_closed", "client disconnected"))
+            raise
         assert last is not None
         return self._exhausted_error(run, last)
 
