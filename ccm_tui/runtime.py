@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from quart import Quart
@@ -45,16 +45,21 @@ def check_proxy_key(settings: Settings, environ: Mapping[str, str] | None = None
 
 
 class Runtime:
-    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.environ = os.environ if environ is None else environ
         self.bus = EventBus()
         self.prices = PriceBook(settings.providers)
         providers = {p.name: build_provider(p, settings.routing) for p in settings.providers}
-        self.engine = Engine(settings, providers, self.bus, self.prices)
+        self.engine = Engine(settings, providers, self.bus, self.prices, clock=clock)
         self.metrics = Metrics()
         self.bus.subscribe(self.metrics.subscriber)
-        self.spend = SpendTracker(settings.alerts, self.bus.publish)
+        self.spend = SpendTracker(settings.alerts, self.bus.publish, clock=clock)
         self.bus.subscribe(self.spend.subscriber)
         self.key_sources: dict[str, str] = {}
         self.history: HistoryWriter | None = None

@@ -1,8 +1,9 @@
 """The real Claude Code CLI (`claude -p`) running a tool loop through ccm-tui to each kind of mock upstream.
 
 `make test` installs the pinned CLI into build/claude (see Makefile). It runs offline: a clean environment,
-a fresh HOME, ANTHROPIC_API_KEY=dummy, non-essential traffic off. The mocks answer the first turn with a Bash
-tool call and the second with text echoing the tool's output, so the test proves the tool really ran.
+a fresh HOME, ANTHROPIC_API_KEY=dummy, non-essential traffic off. The mocks (Anthropic, OpenAI-compatible,
+Bedrock, Vertex, Gemini) answer the first turn with a Bash tool call and the second with text echoing the tool's
+output, so the test proves the tool really ran and its result travelled back in the provider's own format.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ccm_tui.config import ProviderSettings, Variant
+from ccm_tui.demo.cloud_mocks import BedrockMock, GeminiMock, VertexMock
 from ccm_tui.demo.mockserver import MockServer
 from ccm_tui.demo.upstreams import AnthropicMock, OpenAIMock
 from ccm_tui.events import AttemptFailed
@@ -78,23 +80,80 @@ def openai_kind(mock: MockServer) -> ProviderSettings:
     )
 
 
-KINDS: dict[str, tuple[Callable[[], MockServer], Callable[[MockServer], ProviderSettings]]] = {
-    "anthropic": (lambda: AnthropicMock("tool_loop"), anthropic_kind),
-    "openai": (lambda: OpenAIMock("tool_loop"), openai_kind),
+def bedrock_kind(mock: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProviderSettings:
+    """SigV4 with static keys from the environment (no profile files, no instance metadata)."""
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_BEARER_TOKEN_BEDROCK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", BedrockMock.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", BedrockMock.secret_key)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "missing-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "missing-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return ProviderSettings(
+        name="bedrock-mock",
+        kind="bedrock",
+        base_url=mock.url,  # type: ignore[attr-defined]
+        region="us-west-2",
+        models={"default": (Variant("us.anthropic.claude-sonnet-4-5-20250929-v1:0"),)},
+    )
+
+
+def vertex_kind(mock: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProviderSettings:
+    """A service-account file whose token endpoint is the mock (which accepts only tokens it issued)."""
+    assert isinstance(mock, VertexMock)
+    return ProviderSettings(
+        name="vertex-mock",
+        kind="vertex",
+        base_url=mock.url,
+        region="us-east5",
+        project=VertexMock.project,
+        credentials_file=str(mock.write_service_account(tmp_path / "service-account.json")),
+        models={"default": (Variant("claude-sonnet-4-5@20250929"),)},
+    )
+
+
+def gemini_kind(mock: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProviderSettings:
+    return ProviderSettings(
+        name="gemini-mock",
+        kind="gemini",
+        base_url=mock.url,  # type: ignore[attr-defined]
+        api_key_env="GEMINI_API_KEY",
+        models={"default": (Variant("gemini-2.5-pro"),)},
+    )
+
+
+SettingsFactory = Callable[[MockServer, Path, pytest.MonkeyPatch], ProviderSettings]
+
+
+def _local(make: Callable[[MockServer], ProviderSettings]) -> SettingsFactory:
+    """A factory for kinds that need neither files nor environment."""
+    return lambda mock, tmp_path, monkeypatch: make(mock)
+
+
+KINDS: dict[str, tuple[Callable[[], MockServer], SettingsFactory]] = {
+    "anthropic": (lambda: AnthropicMock("tool_loop"), _local(anthropic_kind)),
+    "openai": (lambda: OpenAIMock("tool_loop"), _local(openai_kind)),
+    "bedrock": (lambda: BedrockMock("tool_loop"), bedrock_kind),
+    "vertex": (lambda: VertexMock("tool_loop"), vertex_kind),
+    "gemini": (lambda: GeminiMock("tool_loop"), gemini_kind),
 }
+# What the Runtime resolves keys from (AWS and Google credentials come from their own chains).
+ENVIRON = {"TEST_KEY": "test-upstream-key", "GEMINI_API_KEY": GeminiMock.api_key}
 
 
 @pytest.fixture
-async def upstream(request: pytest.FixtureRequest) -> AsyncIterator[tuple[MockServer, ProviderSettings]]:
+async def upstream(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[MockServer, ProviderSettings]]:
     make_mock, make_settings = KINDS[request.param]
     async with make_mock() as mock:
-        yield mock, make_settings(mock)
+        yield mock, make_settings(mock, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("upstream", list(KINDS), indirect=True)
 async def test_claude_code_runs_a_tool_loop_through_ccm(start_proxy, upstream, tmp_path) -> None:
     mock, settings = upstream
-    proxy = await start_proxy([settings])
+    proxy = await start_proxy([settings], environ=ENVIRON)
     result = await run_claude(proxy.url, tmp_path)
     assert result["is_error"] is False
     assert MARKER in result["result"]  # the second turn echoed what the Bash tool printed

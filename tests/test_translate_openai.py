@@ -1038,3 +1038,21 @@ def test_error_never_carries_a_key() -> None:
 )
 def test_parse_duration(text: str, seconds: float | None) -> None:
     assert parse_duration(text) == pytest.approx(seconds) if seconds is not None else parse_duration(text) is None
+
+
+def test_long_tool_ids_are_shortened_consistently_for_openai() -> None:
+    from ccm_tui.translate.openai_request import openai_tool_id
+
+    long_id = "toolu_0123456789abcdef__gsig_" + "A" * 200  # a Gemini-encoded id
+    body = {
+        "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": long_id, "name": "w", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": long_id, "content": "sunny"}]},
+        ],
+        "max_tokens": 10,
+    }
+    messages = request_to_openai(body, "m", OpenAIQuirks())["messages"]
+    call_id = messages[1]["tool_calls"][0]["id"]
+    assert len(call_id) <= 40 and messages[2]["tool_call_id"] == call_id == openai_tool_id(long_id)
+    assert openai_tool_id("call_abc") == "call_abc"

@@ -156,11 +156,24 @@ async def metered_anthropic_sse(response: httpx.Response, meter: StreamMeter) ->
     a failure too (the engine turns either into an `event: error`).
     """
     scanner = AnthropicStreamMeter(meter)
+    held = b""  # the tail of an event not yet complete: forwarded with the chunk that completes it
     try:
         async for chunk in response.aiter_bytes():
             scanner.feed(chunk)
-            yield chunk
+            data = held + chunk if held else chunk
+            end = _last_event_end(data)
+            if end:
+                held = data[end:]
+                yield data[:end]
+            else:
+                held = data
     except httpx.TransportError as exc:
         raise transport_error(exc) from None
     if not meter.completed and meter.error_type is None:
         raise UpstreamError(0, "the upstream stream ended before message_stop", transport="read", error_type="read")
+
+
+def _last_event_end(data: bytes) -> int:
+    """Index just past the last blank line (`\n\n` or `\r\n\r\n`) in data, or 0 when there is none."""
+    lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)

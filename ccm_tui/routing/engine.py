@@ -105,6 +105,10 @@ class Engine:
         self.health = HealthBook(
             list(self.providers), settings.routing, {p.name: p.enabled for p in settings.providers}
         )
+        for name, provider in self.providers.items():  # so /health and the UI list variants before first use
+            for variants in provider.settings.models.values():
+                for variant in variants:
+                    self.health[name].variant(variant.key)
         self.strategy = settings.routing.strategy
         self.paused = False
         self.in_flight = 0

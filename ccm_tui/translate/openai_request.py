@@ -54,6 +54,17 @@ class OpenAIQuirks:
         return dict(self.extra_headers)
 
 
+OPENAI_MAX_TOOL_ID = 40  # OpenAI rejects longer ids (string_above_max_length)
+
+
+def openai_tool_id(tool_id: str) -> str:
+    """The id itself when OpenAI accepts it, else a stable short stand-in (same input, same output, so a
+    tool call and its result stay paired and prompt caches stay warm). Gemini-encoded ids are long."""
+    if len(tool_id) <= OPENAI_MAX_TOOL_ID:
+        return tool_id
+    return "call_" + hashlib.sha256(tool_id.encode()).hexdigest()[:32]
+
+
 def request_to_openai(
     body: dict[str, Any], model: str, quirks: OpenAIQuirks, *, max_output_tokens: int | None = None
 ) -> dict[str, Any]:
@@ -149,7 +160,7 @@ def _assistant_message(content: Any) -> list[dict[str, Any]]:
             arguments = orjson.dumps(block.get("input") or {}).decode()
             tool_calls.append(
                 {
-                    "id": block.get("id", ""),
+                    "id": openai_tool_id(block.get("id", "")),
                     "type": "function",
                     "function": {"name": block.get("name", ""), "arguments": arguments},
                 }
@@ -174,7 +185,8 @@ def _user_messages(content: Any) -> list[dict[str, Any]]:
     for block in content or ():
         if block.get("type") == "tool_result":
             text, images = _tool_result_content(block)
-            tool_messages.append({"role": "tool", "tool_call_id": block.get("tool_use_id", ""), "content": text})
+            tool_call_id = openai_tool_id(block.get("tool_use_id", ""))
+            tool_messages.append({"role": "tool", "tool_call_id": tool_call_id, "content": text})
             tool_images.extend(images)
         else:
             part = _user_part(block)

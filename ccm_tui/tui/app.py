@@ -2,8 +2,12 @@
 
 The listening socket is bound before the screen switches (a busy port fails cleanly). On mount the app
 starts the runtime (keys, prices, history: all off the loop), then serves hypercorn as a task of the running
-App. Bus events are buffered and drawn every 100 ms; panels refresh in place once a second. Quitting (q,
-ctrl+q, SIGTERM, SIGHUP) stops accepting, drains in-flight streams, closes clients and flushes history.
+App. Bus events are buffered (stamped with the app clock) and drawn every 100 ms; panels refresh in place
+once a second. Quitting (q, ctrl+q, SIGTERM, SIGHUP) stops accepting, drains in-flight streams, closes
+clients and flushes history; any other exit (an error, a test harness) does the same on unmount.
+
+Everything on screen that depends on the time reads `clock` (default time.time), so tests and screenshots
+can pin it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -35,12 +39,14 @@ from ccm_tui.tui.logs import TuiLogHandler, configure_file_logging
 from ccm_tui.tui.screens.detail import RequestDetail
 from ccm_tui.tui.screens.help import HelpScreen
 from ccm_tui.tui.screens.keys import KeyEntry, KeyResult
-from ccm_tui.tui.widgets.header import StatusBar
+from ccm_tui.tui.widgets.header import Status, StatusBar
 from ccm_tui.tui.widgets.providers import ProvidersPanel
 from ccm_tui.tui.widgets.requests import RequestLog, notice_text, request_text
 from ccm_tui.tui.widgets.spend import SpendPanel
 
 log = logging.getLogger(__name__)
+
+Notice = tuple[str, str]  # (level, message) for a stream line that is not a bus event
 
 FLUSH_SECONDS = 0.1
 PANEL_SECONDS = 1.0
@@ -60,12 +66,17 @@ class CcmApp(App[int]):
         demo_reason: str = "",
         synthetic_client: bool = True,
         environ: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        display_url: str | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.sock = sock
         host, port = sock.getsockname()[:2]
         self.base_url = f"http://{host}:{port}"
+        # What the screen tells users to point Claude Code at; only screenshots pin it to a fixed port.
+        self.display_url = display_url or self.base_url
+        self.clock = clock
         self.demo = demo
         self.demo_reason = demo_reason
         self.synthetic_client = synthetic_client
@@ -73,10 +84,12 @@ class CcmApp(App[int]):
         self.runtime: Runtime | None = None
         self.ready = asyncio.Event()
         self.requests_today = 0
-        self._pending: list[Event | tuple[str, str]] = []
+        self._pending: list[tuple[float, Event | Notice]] = []  # (when, what), drawn by _flush
         self._stop_serving = asyncio.Event()
         self._server_task: asyncio.Task[None] | None = None
         self._quitting = False
+        self._stop_lock = asyncio.Lock()
+        self._stopped = False
         self._demo_upstreams: Any = None
         self._client: Any = None
         self._log_handler: TuiLogHandler | None = None
@@ -84,7 +97,7 @@ class CcmApp(App[int]):
     # --- lifecycle -------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        yield Static(f"Starting ccm-tui on {self.base_url} …", id="starting")
+        yield Static(f"Starting ccm-tui on {self.display_url} …", id="starting")
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -93,7 +106,7 @@ class CcmApp(App[int]):
             # Not available off the main thread (tests) or on some platforms: q still quits.
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, lambda: self.run_worker(self.action_quit(), exclusive=True))
-        self._log_handler = TuiLogHandler(loop, self._pending)
+        self._log_handler = TuiLogHandler(loop, self._notice)
         logging.getLogger().addHandler(self._log_handler)
         settings = self.settings
         if self.demo:
@@ -101,11 +114,11 @@ class CcmApp(App[int]):
 
             self._demo_upstreams = await start_demo_upstreams()
             settings = replace(settings, providers=self._demo_upstreams.settings_providers())
-        runtime = Runtime(settings, environ=self.environ)
+        runtime = Runtime(settings, environ=self.environ, clock=self.clock)
         await runtime.start()
         self.runtime = runtime
         self.requests_today = runtime.requests_before_start
-        runtime.bus.subscribe(self._pending.append)
+        runtime.bus.subscribe(self._on_event)
         await self.query_one("#starting").remove()
         await self.mount(self._dashboard(runtime), before=self.query_one(Footer))
         self._server_task = asyncio.create_task(serve(runtime.app, self.sock, self._stop_serving), name="ccm-proxy")
@@ -115,17 +128,17 @@ class CcmApp(App[int]):
 
             self._client = SyntheticClient(self.base_url)
             self._client.start()
-        self._pending.append(("ok", self._welcome()))
+        self._notice("ok", self._welcome())
         self.set_interval(FLUSH_SECONDS, self._flush)
-        self.set_interval(PANEL_SECONDS, self._refresh_panels)
-        self._refresh_panels()
+        self.set_interval(PANEL_SECONDS, self.refresh_panels)
+        self.refresh_panels()
         self.query_one(RequestLog).focus()
         self.ready.set()
 
     def _dashboard(self, runtime: Runtime) -> Vertical:
-        providers = ProvidersPanel(runtime.engine, id="providers")
+        providers = ProvidersPanel(runtime.engine, self.clock, id="providers")
         requests = RequestLog(id="requests")
-        spend = SpendPanel(runtime.spend, runtime.engine, id="spend")
+        spend = SpendPanel(runtime.spend, runtime.engine, self.clock, id="spend")
         return Vertical(providers, Horizontal(requests, spend, id="main"), id="dashboard")
 
     def _welcome(self) -> str:
@@ -133,9 +146,9 @@ class CcmApp(App[int]):
             why = f" ({self.demo_reason})" if self.demo_reason else ""
             return (
                 f"Demo mode{why}: three simulated providers and a synthetic client. "
-                f"Point Claude Code here too: ANTHROPIC_BASE_URL={self.base_url} claude"
+                f"Point Claude Code here too: ANTHROPIC_BASE_URL={self.display_url} claude"
             )
-        return f"Listening. Point Claude Code here: ANTHROPIC_BASE_URL={self.base_url} claude"
+        return f"Listening. Point Claude Code here: ANTHROPIC_BASE_URL={self.display_url} claude"
 
     def _server_stopped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None and not self._quitting:
@@ -148,53 +161,80 @@ class CcmApp(App[int]):
         runtime = self.runtime
         if runtime is not None and runtime.engine.in_flight:
             self.notify(f"Draining {runtime.engine.in_flight} in-flight request(s)…", timeout=30)
-        self._stop_serving.set()
-        if self._client is not None:
-            await self._client.stop()
-        if self._server_task is not None:
-            await asyncio.wait({self._server_task})
-        else:
-            self.sock.close()
-        if runtime is not None:
-            await runtime.aclose()
-        if self._demo_upstreams is not None:
-            await self._demo_upstreams.stop()
-        if self._log_handler is not None:
-            logging.getLogger().removeHandler(self._log_handler)
+        await self._stop_proxy()
         self.exit(0)
 
+    async def on_unmount(self) -> None:
+        # Exits that bypass action_quit (an exception, App.exit from a test or a screenshot run) must still
+        # free the port, close the upstream clients and flush history.
+        self._quitting = True
+        await self._stop_proxy()
+
+    async def _stop_proxy(self) -> None:
+        async with self._stop_lock:  # action_quit and on_unmount may overlap; stop once
+            if self._stopped:
+                return
+            self._stopped = True
+            self._stop_serving.set()
+            if self._client is not None:
+                await self._client.stop()
+            if self._server_task is not None:
+                await asyncio.wait({self._server_task})
+            else:
+                self.sock.close()
+            if self.runtime is not None:
+                await self.runtime.aclose()
+            if self._demo_upstreams is not None:
+                await self._demo_upstreams.stop()
+            if self._log_handler is not None:
+                logging.getLogger().removeHandler(self._log_handler)
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(signum)
+
     # --- events -> screen ------------------------------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        self._pending.append((self.clock(), event))
+
+    def _notice(self, level: str, message: str) -> None:
+        """A line for the stream outside the bus: "ok", "warning" or "error"."""
+        self._pending.append((self.clock(), (level, message)))
+
     def _flush(self) -> None:
-        if not self._pending:
+        if not self._pending or not self.is_running:  # shutting down: the dashboard may be gone already
             return
         pending, self._pending[:] = list(self._pending), []
         lines: list[tuple[Text, RequestFinished | None]] = []
-        for item in pending:
+        for at, item in pending:
             if isinstance(item, RequestFinished):
                 self.requests_today += 1
                 lines.append((request_text(item), item))
             elif isinstance(item, tuple):
                 style = {"ok": "green", "warning": "yellow", "error": "bold red"}.get(item[0], "yellow")
-                lines.append((notice_text(item[1], style), None))
+                lines.append((notice_text(item[1], style, at), None))
             elif not isinstance(item, RequestStarted):
-                notice = describe(item)
+                notice = describe(item, at)
                 if notice:
-                    lines.append((notice_text(*notice), None))
+                    lines.append((notice_text(*notice, at), None))
         self.query_one(RequestLog).append(lines)
 
-    def _refresh_panels(self) -> None:
+    def refresh_panels(self) -> None:
+        """Redraw the status bar, providers and spend now (a timer also does it once a second)."""
         runtime = self.runtime
-        if runtime is None:
+        if runtime is None or not self.is_running:
             return
         engine = runtime.engine
         self.query_one(StatusBar).show(
-            self.base_url,
-            engine.strategy,
-            engine.paused,
-            self.requests_today,
-            runtime.spend.spent_today(),
-            engine.in_flight,
-            self.demo,
+            Status(
+                self.display_url,
+                engine.strategy,
+                engine.paused,
+                self.requests_today,
+                runtime.spend.spent_today(),
+                engine.in_flight,
+                self.demo,
+            )
         )
         self.query_one(ProvidersPanel).refresh_rows()
         self.query_one(SpendPanel).refresh_data()
@@ -210,19 +250,19 @@ class CcmApp(App[int]):
             self.notify(f"There is no provider {number}.", severity="warning")
             return
         engine.toggle(names[number - 1])
-        self._refresh_panels()
+        self.refresh_panels()
 
     def action_cycle_strategy(self) -> None:
         engine = self._engine()
         if engine:
             engine.cycle_strategy()
-            self._refresh_panels()
+            self.refresh_panels()
 
     def action_toggle_pause(self) -> None:
         engine = self._engine()
         if engine:
             engine.set_paused(not engine.paused)
-            self._refresh_panels()
+            self.refresh_panels()
 
     def action_set_key(self) -> None:
         runtime = self.runtime
@@ -241,8 +281,8 @@ class CcmApp(App[int]):
         self.runtime.engine.set_api_key(result.provider, result.key)
         self.runtime.key_sources[result.provider] = "keyring" if result.stored else "session"
         where = "stored in the OS keyring" if result.stored else "kept for this session only"
-        self._pending.append(("ok", f"API key for {result.provider} {where}; in use now."))
-        self._refresh_panels()
+        self._notice("ok", f"API key for {result.provider} {where}; in use now.")
+        self.refresh_panels()
 
     def action_request_detail(self) -> None:
         if isinstance(self.focused, ProvidersPanel):
@@ -256,7 +296,7 @@ class CcmApp(App[int]):
         self.query_one(RequestLog).follow()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.base_url))
+        self.push_screen(HelpScreen(self.display_url))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -273,14 +313,14 @@ class CcmApp(App[int]):
             )
 
 
-def describe(event: Event) -> tuple[str, str] | None:
-    """A notice line for state changes worth seeing in the stream (message, style)."""
+def describe(event: Event, now: float) -> tuple[str, str] | None:
+    """A notice line for state changes worth seeing in the stream (message, style); countdowns from `now`."""
     if isinstance(event, ProviderChanged):
         target = event.provider + (f" [{event.variant}]" if event.variant and "/" not in event.variant else "")
         if event.state == "cooling":
-            return f"{target} cooling down {countdown(event.until)}: {event.reason}", "yellow"
+            return f"{target} cooling down {countdown(event.until, now)}: {event.reason}", "yellow"
         if event.state == "disabled":
-            return f"{target} disabled {countdown(event.until)}: {event.reason}", "bold red"
+            return f"{target} disabled {countdown(event.until, now)}: {event.reason}", "bold red"
         if event.state == "off":
             return f"{event.provider} switched off", "dim"
         if event.reason in ("switched on", "recovered", "API key set"):

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import logging.handlers
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
@@ -33,9 +34,10 @@ def configure_file_logging() -> Path:
 
 
 class TuiLogHandler(logging.Handler):
-    """Warnings and errors from any logger become notice lines in the request stream."""
+    """Warnings and errors from any logger become notice lines in the request stream: `sink(level, message)`
+    is called on the loop's thread."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sink: list) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, sink: Callable[[str, str], None]) -> None:
         super().__init__(level=logging.WARNING)
         self.loop = loop
         self.sink = sink
@@ -47,4 +49,4 @@ class TuiLogHandler(logging.Handler):
             return
         level = "error" if record.levelno >= logging.ERROR else "warning"
         with contextlib.suppress(RuntimeError):  # the loop has closed: the file log still has it
-            self.loop.call_soon_threadsafe(self.sink.append, (level, f"{record.name}: {message}"))
+            self.loop.call_soon_threadsafe(self.sink, level, f"{record.name}: {message}")

@@ -77,7 +77,7 @@ class RequestDetail(ModalScreen[None]):
     RequestDetail { align: center middle; }
     RequestDetail > VerticalScroll {
         width: 90%; max-width: 140; height: auto; max-height: 90%;
-        border: thick $primary; background: $surface; padding: 1 2;
+        border: round $accent; background: $surface; padding: 1 2;
     }
     """
     BINDINGS = [Binding("escape,q,enter", "dismiss", "Close", id="close-detail")]

@@ -18,7 +18,8 @@ def help_renderable(base_url: str) -> Table:
     table.add_column(style="bold cyan", justify="right")
     table.add_column()
     for command in COMMANDS:
-        table.add_row(key_label(command), Text(command.title, style="bold") + Text("  " + command.help))
+        # Text.assemble, not `+`: a sum keeps the first part's style for the whole line.
+        table.add_row(key_label(command), Text.assemble((command.title, "bold"), "  ", command.help))
     table.add_row("↑ ↓ pgup pgdn", "Move through the request stream (the providers panel when it has focus).")
     table.add_row("ctrl+p", "Command palette: every command above, searchable.")
     table.add_row("", "")
@@ -31,7 +32,7 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
         width: 90%; max-width: 120; height: auto; max-height: 90%;
-        border: thick $primary; background: $surface; padding: 1 2;
+        border: round $accent; background: $surface; padding: 1 2;
     }
     """
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="close-help")]

@@ -30,11 +30,12 @@ class KeyEntry(ModalScreen[KeyResult | None]):
     DEFAULT_CSS = """
     KeyEntry { align: center middle; }
     KeyEntry > Vertical {
-        width: 80; height: auto; border: thick $primary; background: $surface; padding: 1 2;
+        width: 80; height: auto; border: round $accent; background: $surface; padding: 1 2;
     }
-    KeyEntry #key-status { height: auto; margin: 1 0; color: $text-muted; }
+    KeyEntry Label { width: 100%; margin-bottom: 1; }
+    KeyEntry #key-status { height: auto; margin-top: 1; color: $text-muted; display: none; }
     KeyEntry #key-status.error { color: $error; }
-    KeyEntry Horizontal { height: auto; align-horizontal: right; }
+    KeyEntry Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
     KeyEntry Button { margin-left: 1; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel-key")]
@@ -51,7 +52,10 @@ class KeyEntry(ModalScreen[KeyResult | None]):
         }.get(self.source, "no key yet")
         with Vertical() as box:
             box.border_title = f"API key for {self.provider.name} ({self.provider.kind})"
-            yield Label(f"Paste the key ({where}). It is stored in the OS keyring, never in a file.")
+            yield Label(
+                f"Paste the key ({where}). Save stores it in the OS keyring, never in a file; "
+                "Session only keeps it in memory until ccm-tui exits."
+            )
             yield Input(placeholder="key", password=True, id="key-input")
             yield Static("", id="key-status")
             with Horizontal():
@@ -73,6 +77,7 @@ class KeyEntry(ModalScreen[KeyResult | None]):
         status = self.query_one("#key-status", Static)
         status.update(message)
         status.set_class(error, "error")
+        status.display = bool(message)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#key-save")
@@ -88,6 +93,7 @@ class KeyEntry(ModalScreen[KeyResult | None]):
             await secrets.store_key(self.provider, key)
         except secrets.KeyringUnavailable as exc:
             self._status(f"{exc}\nPress 'Session only' to use the key until ccm-tui exits.", error=True)
+            self.query_one("#key-session", Button).focus()  # the one way forward from here
             return
         self.dismiss(KeyResult(self.provider.name, key, stored=True))
 

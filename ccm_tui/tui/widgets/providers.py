@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -12,7 +13,7 @@ from ccm_tui.routing.engine import Engine
 from ccm_tui.routing.limits import QuotaWindow
 
 # (label, key, width): fixed widths, because cells change every second and must not be cut or jump.
-COLUMNS = (
+WIDE_COLUMNS = (
     ("#", "n", 1),
     ("provider", "name", 14),
     ("on", "on", 2),
@@ -23,6 +24,20 @@ COLUMNS = (
     ("requests left", "rq", 24),
     ("tokens left", "tq", 30),
 )
+# Under ~130 columns: no error rate or request count, shorter quota bars without reset countdowns.
+NARROW_COLUMNS = (
+    ("#", "n", 1),
+    ("provider", "name", 12),
+    ("on", "on", 2),
+    ("health", "health", 20),
+    ("p50", "p50", 6),
+    ("requests left", "rq", 15),
+    ("tokens left", "tq", 19),
+)
+CELL_PADDING = 1
+WIDE_FROM = sum(width + 2 * CELL_PADDING for _, _, width in WIDE_COLUMNS)
+
+
 HEALTH_STYLES = {
     "ok": "green",
     "probing": "yellow",
@@ -34,7 +49,7 @@ HEALTH_STYLES = {
 }
 
 
-def quota_bar(window: QuotaWindow | None, now: float, width: int = 8) -> Text:
+def quota_bar(window: QuotaWindow | None, now: float, width: int = 8, resets: bool = True) -> Text:
     if window is None or window.limit is None or window.remaining is None:
         return Text("-", style="dim")
     fraction = window.fraction_left or 0.0
@@ -43,12 +58,13 @@ def quota_bar(window: QuotaWindow | None, now: float, width: int = 8) -> Text:
     text = Text("█" * filled, style=style)
     text.append("░" * (width - filled), style="dim")
     text.append(f" {tokens(window.remaining)}/{tokens(window.limit)}")
-    if window.reset_at and window.reset_at > now:
+    if resets and window.reset_at and window.reset_at > now:
         text.append(f" ↻{countdown(window.reset_at, now)}", style="dim")
     return text
 
 
-def provider_cells(engine: Engine, index: int, name: str, now: float) -> tuple[Text, ...]:
+def provider_cells(engine: Engine, index: int, name: str, now: float, narrow: bool = False) -> dict[str, Text]:
+    """Every cell of one provider's row, by column key (the narrow layout uses a subset)."""
     health = engine.health[name]
     state, until, reason = engine.provider_state(name)
     label = {"no-key": "no key"}.get(state, state)
@@ -61,22 +77,23 @@ def provider_cells(engine: Engine, index: int, name: str, now: float) -> tuple[T
     error_rate = health.error_rate(now)
     quota = health.quota
     if quota is not None:
-        requests, token_bar = quota_bar(quota.requests, now), quota_bar(quota.tokens, now)
+        bar = {"width": 4, "resets": False} if narrow else {}
+        requests, token_bar = quota_bar(quota.requests, now, **bar), quota_bar(quota.tokens, now, **bar)
     else:  # no rate-limit headers from this upstream: show what we counted ourselves
         count, used = health.local_counts(now, 60.0)
         requests = Text(f"local {count}/min", style="dim")
         token_bar = Text(f"local {tokens(used)}/min", style="dim")
-    return (
-        Text(str(index), style="bold"),
-        Text(name, style="bold" if health.enabled else "dim"),
-        Text("●", style="green") if health.enabled else Text("○", style="dim"),
-        health_text,
-        Text(ms(p50)),
-        Text(f"{error_rate:.0%}", style="red" if error_rate > 0.2 else ""),
-        Text(str(health.requests)),
-        requests,
-        token_bar,
-    )
+    return {
+        "n": Text(str(index), style="bold"),
+        "name": Text(name, style="bold" if health.enabled else "dim"),
+        "on": Text("●", style="green") if health.enabled else Text("○", style="dim"),
+        "health": health_text,
+        "p50": Text(ms(p50)),
+        "err": Text(f"{error_rate:.0%}", style="red" if error_rate > 0.2 else ""),
+        "reqs": Text(str(health.requests)),
+        "rq": requests,
+        "tq": token_bar,
+    }
 
 
 class ProvidersPanel(DataTable[Text]):
@@ -84,23 +101,46 @@ class ProvidersPanel(DataTable[Text]):
     ProvidersPanel { height: auto; max-height: 12; }
     """
 
-    def __init__(self, engine: Engine, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=CELL_PADDING, **kwargs)  # type: ignore[arg-type]
         self.engine = engine
+        self.clock = clock  # countdowns and rolling statistics are relative to it
         self.border_title = "Providers"
+        self.narrow: bool | None = None  # which column set is shown; None before the first layout
 
     def on_mount(self) -> None:
-        for label, key, width in COLUMNS:
+        self._build(narrow=False)  # the first resize switches to the narrow layout if needed
+
+    def on_resize(self) -> None:
+        narrow = self.scrollable_content_region.width < WIDE_FROM
+        if narrow != self.narrow:
+            self._build(narrow)
+
+    def _build(self, narrow: bool) -> None:
+        """(Re)create the columns and rows for the narrow or the wide layout, keeping the selected row."""
+        row = self.cursor_row
+        self.narrow = narrow
+        self.clear(columns=True)
+        for label, key, width in self._columns:
             self.add_column(label, key=key, width=width)
-        now = time.time()
+        now = self.clock()
         for index, name in enumerate(self.engine.providers, start=1):
-            self.add_row(*provider_cells(self.engine, index, name, now), key=name)
+            cells = provider_cells(self.engine, index, name, now, narrow)
+            self.add_row(*(cells[key] for _, key, _ in self._columns), key=name)
+        self.move_cursor(row=row)
+
+    @property
+    def _columns(self) -> tuple[tuple[str, str, int], ...]:
+        return NARROW_COLUMNS if self.narrow else WIDE_COLUMNS
 
     def refresh_rows(self) -> None:
-        now = time.time()
+        if self.narrow is None:
+            return
+        now = self.clock()
         for index, name in enumerate(self.engine.providers, start=1):
-            for (_, column, _), cell in zip(COLUMNS, provider_cells(self.engine, index, name, now), strict=True):
-                self.update_cell(name, column, cell)
+            cells = provider_cells(self.engine, index, name, now, self.narrow)
+            for _, key, _ in self._columns:
+                self.update_cell(name, key, cells[key])
 
     @property
     def selected_provider(self) -> str | None:

@@ -1,8 +1,10 @@
 """The live request stream: an append-only line view (Textual's line API), cheap at any request rate.
 
 Each finished request becomes one pre-rendered line; `render_line` only crops and highlights, so the cost
-per frame depends on the screen height, not on how many requests arrived. The newest lines are followed
-until the user moves the cursor; `end` follows again. Enter opens the selected request's detail.
+per frame depends on the screen height, not on how many requests arrived. Narrow panels get a compact line
+(time, status, duration, cost, route) so the route, the part that matters most, is not cut. The newest
+lines are followed until the user moves the cursor; `end` follows again. Enter opens the selected
+request's detail.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ccm_tui.events import RequestFinished
 from ccm_tui.format import attempt_label, ms, tokens, usd
 
 MAX_LINES = 5000
+COMPACT_BELOW = 96  # content width under which request lines drop mode, ttfb and tokens
 _HIGHLIGHT = Style(reverse=True)
 
 
@@ -32,37 +35,48 @@ class LogLine:
     serial: int
     text: Text
     request: RequestFinished | None = None
+    compact: Text | None = None  # the narrow-panel form of a request line
 
 
 def short_model(model: str) -> str:
     return model.removeprefix("claude-")
 
 
-def request_text(event: RequestFinished) -> Text:
-    """`time status mode ttfb duration tokens cost  asked -> [failed attempts ->] provider/model`.
-
-    Fixed-width figures first so they line up; the route last, where a failover chain can grow.
-    """
-    clock = time.strftime("%H:%M:%S", time.localtime(event.started_at))
-    text = Text(clock + " ", style="dim")
+def _status(event: RequestFinished, text: Text) -> None:
     if event.ok:
         text.append(f"{event.status:<4}", style="green")
     elif event.status == 499:
         text.append("gone", style="yellow")
     else:
         text.append(f"{event.status:<4}", style="bold red")
-    text.append(" SSE  " if event.stream else " JSON ", style="dim")
-    text.append(f"{ms(event.ttfb):>6}")
-    text.append(f" {ms(event.duration):>6}", style="dim")
-    usage = event.usage
-    text.append(f" {tokens(usage.total_input_tokens):>6}↑{tokens(usage.output_tokens):>6}↓")
-    text.append(f" {usd(event.cost_usd):>8}  ", style="magenta")
+
+
+def request_text(event: RequestFinished, compact: bool = False) -> Text:
+    """`time status mode ttfb duration tokens cost  asked -> [failed attempts ->] provider/model`.
+
+    Fixed-width figures first so they line up; the route last, where a failover chain can grow. `compact`
+    keeps time, status, duration, cost and the route (served model left out) for narrow panels.
+    """
+    clock = time.strftime("%H:%M:%S", time.localtime(event.started_at))
+    text = Text(clock + " ", style="dim")
+    _status(event, text)
+    if compact:
+        text.append(f" {ms(event.duration):>6}", style="dim")
+        text.append(f" {usd(event.cost_usd):>7} ", style="magenta")
+    else:
+        text.append(" SSE  " if event.stream else " JSON ", style="dim")
+        text.append(f"{ms(event.ttfb):>6}")
+        text.append(f" {ms(event.duration):>6}", style="dim")
+        usage = event.usage
+        text.append(f" {tokens(usage.total_input_tokens):>6}↑{tokens(usage.output_tokens):>6}↓")
+        text.append(f" {usd(event.cost_usd):>8}  ", style="magenta")
     text.append(short_model(event.requested_model), style="bold")
     for attempt in event.attempts:
         text.append(" → ", style="dim")
         if attempt.outcome == "ok" or attempt.outcome == "stream_error":
             text.append(attempt.provider, style="cyan")
-            text.append(f"/{attempt.model}", style="dim cyan")
+            if not compact:
+                text.append(f"/{attempt.model}", style="dim cyan")
         else:
             text.append(attempt_label(attempt), style="yellow")
     if not event.attempts:
@@ -72,8 +86,9 @@ def request_text(event: RequestFinished) -> Text:
     return text
 
 
-def notice_text(message: str, style: str = "yellow", at: float | None = None) -> Text:
-    clock = time.strftime("%H:%M:%S", time.localtime(at if at is not None else time.time()))
+def notice_text(message: str, style: str, at: float) -> Text:
+    """A state change or log line in the stream, stamped with when it happened (`at`, from the app clock)."""
+    clock = time.strftime("%H:%M:%S", time.localtime(at))
     text = Text(clock + " ", style="dim")
     text.append("• " + message, style=style)
     return text
@@ -89,6 +104,9 @@ class RequestLog(ScrollView, can_focus=True):
         Binding("pageup", "cursor(-20)", "Page up", show=False),
         Binding("pagedown", "cursor(20)", "Page down", show=False),
         Binding("home", "cursor_home", "First", show=False),
+        # The scrollable's own `end` would only scroll and would shadow the app's follow: bind it here,
+        # with the app binding's id so a keymap remaps both.
+        Binding("end", "follow", "Follow", show=False, id="follow"),
     ]
 
     class Selected(Message):
@@ -112,14 +130,17 @@ class RequestLog(ScrollView, can_focus=True):
         dropped = max(0, len(self.lines) + len(lines) - MAX_LINES)
         for text, request in lines:
             self._serial += 1
-            self.lines.append(LogLine(self._serial, text, request))
+            compact = request_text(request, compact=True) if request is not None else None
+            self.lines.append(LogLine(self._serial, text, request, compact))
         if self.cursor is not None:
             self.cursor = max(0, self.cursor - dropped)
         if len(self._cache) > 4 * MAX_LINES:
             self._cache.clear()
         self.virtual_size = Size(self.size.width, len(self.lines))
         if self.cursor is None:
-            self.scroll_end(animate=False, immediate=True)
+            # After the next layout: the first batch that overflows must also get its scrollbar first,
+            # or the scroll is refused and the view stays at the top.
+            self.scroll_end(animate=False)
         self.refresh()
 
     @property
@@ -141,7 +162,9 @@ class RequestLog(ScrollView, can_focus=True):
         key = (line.serial, width, selected)
         strip = self._cache.get(key)
         if strip is None:
-            segments = list(line.text.render(self.app.console, end=""))
+            text = line.compact if line.compact is not None and width < COMPACT_BELOW else line.text
+            # The widget's own style underneath, or unstyled cells show the terminal's default background.
+            segments = list(Segment.apply_style(text.render(self.app.console, end=""), style=self.rich_style))
             if selected:
                 segments = list(Segment.apply_style(segments, post_style=_HIGHLIGHT))
             strip = Strip(segments).adjust_cell_length(width, self.rich_style)
@@ -164,9 +187,12 @@ class RequestLog(ScrollView, can_focus=True):
     def action_cursor_home(self) -> None:
         self.action_cursor(-len(self.lines))
 
+    def action_follow(self) -> None:
+        self.follow()
+
     def follow(self) -> None:
         self.cursor = None
-        self.scroll_end(animate=False, immediate=True)
+        self.scroll_end(animate=False)
         self.refresh()
 
     def scroll_to_region_of(self, index: int) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -23,10 +25,13 @@ class SpendPanel(Vertical):
     SpendPanel #spend-tokens { height: auto; }
     """
 
-    def __init__(self, spend: SpendTracker, engine: Engine, **kwargs: object) -> None:
+    def __init__(
+        self, spend: SpendTracker, engine: Engine, clock: Callable[[], float] = time.time, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.spend = spend
         self.engine = engine
+        self.clock = clock
         self.border_title = "Spend"
 
     def compose(self) -> ComposeResult:
@@ -41,31 +46,44 @@ class SpendPanel(Vertical):
         self.refresh_data()
 
     def refresh_data(self) -> None:
-        now = time.time()
-        totals = Text()
-        totals.append("hour ", style="dim")
-        totals.append(usd(self.spend.spent(3600)), style="bold magenta")
-        totals.append("  today ", style="dim")
-        totals.append(usd(self.spend.spent_today()), style="bold magenta")
-        for alert in self.spend.alert_state():
-            totals.append("\n")
-            window = {"hour": "hourly", "day": "daily"}.get(alert.window, alert.window)
-            label = f"{window} limit {usd(alert.threshold_usd)}"
-            if alert.crossed:
-                totals.append(f"⚠ {label} crossed ({usd(alert.spent_usd)})", style="bold red")
-            else:
-                totals.append(f"{label}: {alert.spent_usd / alert.threshold_usd:.0%} used", style="green")
-        self.query_one("#spend-totals", Static).update(totals)
+        now = self.clock()
+        self.query_one("#spend-totals", Static).update(totals_text(self.spend))
         minutes = [usd_ for _, usd_ in self.spend.per_minute(now - 3600)] or [0.0]
         day_start, _ = local_day_bounds(now)
         hours = [usd_ for _, usd_ in self.spend.per_hour(day_start)]
         hours += [0.0] * (24 - len(hours))  # the whole day on one scale, the future empty
         self.query_one("#spend-minutes", Sparkline).data = minutes
         self.query_one("#spend-hours", Sparkline).data = hours
-        lines = Text("tokens this session (in/out)\n", style="dim")
-        for name in self.engine.providers:
-            usage = self.engine.health[name].usage_total
-            if usage.total_input_tokens or usage.output_tokens:
-                lines.append(f"{name[:14]:<14} ", style="cyan")
-                lines.append(f"{tokens(usage.total_input_tokens):>7} / {tokens(usage.output_tokens):<7}\n")
-        self.query_one("#spend-tokens", Static).update(lines)
+        self.query_one("#spend-tokens", Static).update(tokens_table(self.engine))
+
+
+def totals_text(spend: SpendTracker) -> Text:
+    """Spend this hour and today, then each alert's state; lines short enough for a 24-cell panel."""
+    totals = Text()
+    totals.append("this hour ", style="dim")
+    totals.append(usd(spend.spent(3600)), style="bold magenta")
+    totals.append("\ntoday     ", style="dim")
+    totals.append(usd(spend.spent_today()), style="bold magenta")
+    for alert in spend.alert_state():
+        totals.append("\n")
+        window = {"hour": "hourly", "day": "daily"}.get(alert.window, alert.window)
+        if alert.crossed:
+            totals.append(f"⚠ {window} {usd(alert.threshold_usd)} crossed", style="bold red")
+        else:
+            used = alert.spent_usd / alert.threshold_usd
+            totals.append(f"{window} alert {usd(alert.threshold_usd)}: {used:.0%}", style="green")
+    return totals
+
+
+def tokens_table(engine: Engine) -> Table:
+    """Tokens in and out per provider this session; long names are cut, the numbers never."""
+    table = Table.grid(padding=(0, 1), expand=True)
+    table.add_column(style="cyan", no_wrap=True, overflow="ellipsis", ratio=1)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_row(Text("tokens", style="dim"), Text("in", style="dim"), Text("out", style="dim"))
+    for name in engine.providers:
+        usage = engine.health[name].usage_total
+        if usage.total_input_tokens or usage.output_tokens:
+            table.add_row(name, tokens(usage.total_input_tokens), tokens(usage.output_tokens))
+    return table
