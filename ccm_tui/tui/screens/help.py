@@ -20,7 +20,7 @@ def help_renderable(base_url: str) -> Table:
     for command in COMMANDS:
         # Text.assemble, not `+`: a sum keeps the first part's style for the whole line.
         table.add_row(key_label(command), Text.assemble((command.title, "bold"), "  ", command.help))
-    table.add_row("↑ ↓ pgup pgdn", "Move through the request stream (the providers panel when it has focus).")
+    table.add_row("↑ ↓ pgup pgdn home", "Move through the request stream (the providers panel when it has focus).")
     table.add_row("ctrl+p", "Command palette: every command above, searchable.")
     table.add_row("", "")
     table.add_row("Claude Code", f"ANTHROPIC_BASE_URL={base_url} ANTHROPIC_API_KEY=any claude")
