@@ -79,3 +79,22 @@ def test_everything_cooling_reports_the_soonest_recovery() -> None:
         [cand("a", 1, "cooling", available_at=NOW + 50), cand("b", 2, "cooling", available_at=NOW + 9)], "ordered", NOW
     )
     assert plan.routes == () and plan.soonest_available == NOW + 9
+
+
+def test_recovery_probe_is_taken_once_then_traffic_waits_for_it() -> None:
+    from ccm_tui.config import RoutingSettings
+    from ccm_tui.events import Usage
+    from ccm_tui.routing.health import HealthBook
+    from ccm_tui.routing.limits import Failure, FailureKind
+
+    book = HealthBook(["p"], RoutingSettings(), {})
+    variant = book["p"].variant("m")
+    book.record_failure("p", "m", Failure(FailureKind.COOLDOWN, 5.0, "429"), now=NOW)
+    assert variant.state(NOW + 1) == "cooling"
+    assert variant.state(NOW + 6) == "ok"  # cool-down over: the next request may take it as the probe
+    variant.start_attempt()
+    assert variant.state(NOW + 6) == "probing"  # others now go elsewhere first
+    assert book.record_success("p", "m", NOW + 7, 0.1, Usage()) is True
+    assert variant.state(NOW + 7) == "ok" and not variant.recovering
+    variant.start_attempt()
+    assert variant.state(NOW + 8) == "ok"  # a healthy variant is never "probing"

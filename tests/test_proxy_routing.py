@@ -116,18 +116,33 @@ async def test_all_candidates_cooling_answers_429_with_retry_after(start_proxy, 
 
 async def test_cooled_provider_recovers_with_one_probe(start_proxy, primary, secondary) -> None:
     primary.script("rate_limit")
-    primary.retry_after = 0  # cool-down over at once: the next request may probe
+    primary.retry_after = 0  # cool-down over at once
     proxy = await start_proxy([anthropic_provider("first", primary.url), openai_provider("second", secondary.url)])
     sdk = client(proxy.url)
     await sdk.messages.create(model="claude-sonnet-4-6", **ASK)  # first 429 -> second serves
-    assert proxy.engine.provider_state("first")[0] == "probing"
-    # While probing, the healthy secondary goes first.
+    assert len(primary.requests) == 1 and len(secondary.requests) == 1
+    # The next request is the probe: it goes to the primary again, which answers and is healthy again.
     await sdk.messages.create(model="claude-sonnet-4-6", **ASK)
-    assert len(secondary.requests) == 2 and len(primary.requests) == 1
-    # Once the secondary is unavailable, the probe goes to the primary and it recovers.
-    proxy.engine.set_enabled("second", False)
-    await sdk.messages.create(model="claude-sonnet-4-6", **ASK)
-    assert len(primary.requests) == 2
+    assert len(primary.requests) == 2 and len(secondary.requests) == 1
+    assert proxy.engine.provider_state("first")[0] == "ok"
+    recovered = [e for e in proxy.events if getattr(e, "reason", "") == "recovered"]
+    assert [e.provider for e in recovered] == ["first"]
+
+
+async def test_while_a_probe_is_in_flight_other_requests_use_healthy_providers(start_proxy, primary, secondary) -> None:
+    primary.script("rate_limit")
+    primary.retry_after = 0
+    primary.chunk_delay = 0.05  # the probe stream takes a while
+    proxy = await start_proxy([anthropic_provider("first", primary.url), openai_provider("second", secondary.url)])
+    sdk = client(proxy.url)
+    await sdk.messages.create(model="claude-sonnet-4-6", **ASK)  # 429 -> second; first now recovering
+    async with sdk.messages.stream(model="claude-sonnet-4-6", **ASK) as probe:
+        async for _ in probe:  # the probe's first bytes arrived: it is in flight on the primary
+            break
+        assert proxy.engine.provider_state("first")[0] == "probing"
+        await sdk.messages.create(model="claude-sonnet-4-6", **ASK)  # goes to the healthy secondary
+        assert len(secondary.requests) == 2 and len(primary.requests) == 2
+        await probe.get_final_message()
     assert proxy.engine.provider_state("first")[0] == "ok"
 
 

@@ -155,6 +155,8 @@ class Engine:
     ) -> ProxyResponse | tuple[Failure, UpstreamError]:
         provider = self.providers[route.provider]
         started = time.perf_counter()
+        variant = self.health[route.provider].variant(route.variant.key)
+        variant.start_attempt()
         self.in_flight += 1
         reply: MessageReply | StreamReply | None = None
         try:
@@ -172,6 +174,7 @@ class Engine:
             return failure, error
         except BaseException:
             self.in_flight -= 1
+            variant.probe_in_flight = False  # the client left: nothing was learned about the upstream
             if isinstance(reply, StreamReply):
                 await reply.aclose()
             raise
@@ -300,6 +303,7 @@ class Engine:
     ) -> Failure:
         now = self.clock()
         failure = classify(error, now)
+        self.health[route.provider].variant(route.variant.key).probe_in_flight = False
         self._note_quota(route.provider, error.headers, now)
         if failure.kind is not FailureKind.CLIENT_ERROR and failure.kind is not FailureKind.SKIP:
             until = self.health.record_failure(route.provider, route.variant.key, failure, now)
@@ -347,6 +351,7 @@ class Engine:
             self.bus.publish(ProviderChanged(route.provider, route.variant.key, "cooling", until, error[1]))
         else:
             provider = self.health[route.provider]
+            provider.variant(route.variant.key).probe_in_flight = False
             provider.requests += 1
             provider.errors += 1
             provider.recent.append((now, None, False))

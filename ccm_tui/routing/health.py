@@ -2,8 +2,10 @@
 
 One `ProviderHealth` per configured provider, holding one `VariantHealth` per (model, region) variant, because
 cloud quotas are per model and region. Cool-downs apply to a variant; disables (auth, billing) to the whole
-provider. Recovery is gradual: when a cool-down ends the variant is `probing` — the next request may use it
-(after every healthy candidate), and only a success returns it to `ok`.
+provider. Recovery is gradual: when a cool-down ends the next request that plans the variant takes it as
+its normal place in the order — that request is the probe. While the probe is in flight the variant is
+`probing` and other requests use it only after every healthy candidate; a success returns it to `ok`, a
+failure cools it down again (longer).
 
 This is the one class to move behind a shared store (Redis) when several instances run; keep it small.
 """
@@ -27,13 +29,19 @@ class VariantHealth:
     key: str
     cooldown_until: float = 0.0
     consecutive_failures: int = 0
-    probing: bool = False  # cool-down over, not yet proven healthy again
+    recovering: bool = False  # failed before; the next success proves it healthy again
+    probe_in_flight: bool = False  # one request is testing it right now
     last_reason: str = ""
 
     def state(self, now: float) -> str:
         if self.cooldown_until > now:
             return "cooling"
-        return "probing" if self.probing else "ok"
+        return "probing" if self.probe_in_flight else "ok"
+
+    def start_attempt(self) -> None:
+        """Called as a request is sent here: the first one after a cool-down becomes the probe."""
+        if self.recovering:
+            self.probe_in_flight = True
 
 
 @dataclass
@@ -119,8 +127,8 @@ class HealthBook:
         """Returns True when the variant recovered (it was probing or had failures)."""
         provider = self.providers[name]
         state = provider.variant(variant)
-        recovered = state.probing or state.consecutive_failures > 0
-        state.probing = False
+        recovered = state.recovering or state.consecutive_failures > 0
+        state.recovering = state.probe_in_flight = False
         state.consecutive_failures = 0
         state.cooldown_until = 0.0
         provider.requests += 1
@@ -145,8 +153,9 @@ class HealthBook:
                     state.consecutive_failures, self.routing.cooldown_base, self.routing.cooldown_max
                 )
             state.cooldown_until = now + wait
-            state.probing = True
+            state.recovering, state.probe_in_flight = True, False
             return state.cooldown_until
+        state.probe_in_flight = False
         if failure.kind is FailureKind.DISABLE:
             wait = failure.retry_after if failure.retry_after else self.routing.disable_seconds
             provider.disabled_until = now + wait

@@ -1,7 +1,7 @@
 """Pure planning: which routes to try for a request, in which order, given provider state and a strategy.
 
-Rules: switched-off and disabled providers are left out; cooling variants are left out; variants that are
-probing after a cool-down, or whose quota headers say they are exhausted, go after every healthy one (one
+Rules: switched-off and disabled providers are left out; cooling variants are left out; a variant whose
+recovery probe is in flight, or whose quota headers say it is exhausted, goes after every healthy one (one
 request proves recovery before full traffic returns). The strategy orders each group.
 """
 
