@@ -9,7 +9,7 @@ CLAUDE_CODE_VERSION := 2.1.330
 CLAUDE := build/claude/node_modules/.bin/claude
 ARGS ?=
 
-.PHONY: run serve demo test lint format bench bench-quick snapshots clean
+.PHONY: run serve demo test lint format bench bench-quick bench-profile snapshots clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench: $(BIN)/.installed
 
 bench-quick: $(BIN)/.installed
 	$(BIN)/python -m bench.run --quick
+
+# py-spy summaries of the heavy points (bench/results/profile-*.md)
+bench-profile: $(BIN)/.installed
+	$(BIN)/python -m bench.run --profile b:64 --profile c:256 --profile b:64:tui
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 Notice = tuple[str, str]  # (level, message) for a stream line that is not a bus event
 
 FLUSH_SECONDS = 0.1
+MAX_HELD_WHILE_MODAL = 5000
 PANEL_SECONDS = 1.0
 
 
@@ -203,6 +204,10 @@ class CcmApp(App[int]):
 
     def _flush(self) -> None:
         if not self._pending or not self.is_running:  # shutting down: the dashboard may be gone already
+            return
+        if len(self.screen_stack) > 1 and len(self._pending) < MAX_HELD_WHILE_MODAL:
+            # A modal is open: redrawing the dimmed dashboard under it costs most of a frame per batch and
+            # makes keys in the modal lag under load. Hold the lines and draw them when it closes.
             return
         pending, self._pending[:] = list(self._pending), []
         lines: list[tuple[Text, RequestFinished | None]] = []

@@ -68,6 +68,10 @@ def provider_cells(engine: Engine, index: int, name: str, now: float, narrow: bo
     health = engine.health[name]
     state, until, reason = engine.provider_state(name)
     label = {"no-key": "no key"}.get(state, state)
+    if state == "partial":  # some variants cooling: name them, the others still serve
+        cooling = [v.key for v in health.variants.values() if v.cooldown_until > now]
+        total = len(health.variants)
+        label = f"{cooling[0]} cooling" if len(cooling) == 1 else f"{len(cooling)}/{total} variants cooling"
     if state in ("cooling", "partial", "disabled") and until:
         label += f" {countdown(until, now)}"
     health_text = Text(label, style=HEALTH_STYLES.get(state, ""))
