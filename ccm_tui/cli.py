@@ -54,8 +54,19 @@ def load(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def use_fast_event_loop() -> bool:
+    """Run on uvloop where it is installed (Linux, macOS): ~10% less CPU per relayed stream (bench/)."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    use_fast_event_loop()
     try:
         settings = load(args)
     except ConfigError as exc:

@@ -86,6 +86,7 @@ class AnthropicProvider:
     def _headers(self, request: ProxyRequest) -> dict[str, str]:
         headers = {
             "content-type": "application/json",
+            "accept-encoding": "identity",  # streamed bytes are relayed raw (see metered_anthropic_sse)
             "anthropic-version": request.anthropic_version,
             **self.settings.headers,
         }
@@ -158,7 +159,7 @@ async def metered_anthropic_sse(response: httpx.Response, meter: StreamMeter) ->
     scanner = AnthropicStreamMeter(meter)
     held = b""  # the tail of an event not yet complete: forwarded with the chunk that completes it
     try:
-        async for chunk in response.aiter_bytes():
+        async for chunk in _body_chunks(response):
             scanner.feed(chunk)
             data = held + chunk if held else chunk
             end = _last_event_end(data)
@@ -177,3 +178,11 @@ def _last_event_end(data: bytes) -> int:
     """Index just past the last blank line (`\n\n` or `\r\n\r\n`) in data, or 0 when there is none."""
     lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
     return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
+def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """Unencoded bodies are read straight from the transport: httpx's decoder and re-chunking layers would
+    only add per-event overhead (we ask for identity encoding; a server may still compress)."""
+    if response.headers.get("content-encoding", "identity") == "identity":
+        return response.stream.__aiter__()  # type: ignore[union-attr]
+    return response.aiter_bytes()
