@@ -17,7 +17,7 @@ from quart import Quart
 
 from ccm_tui import secrets
 from ccm_tui.config import Settings, default_data_dir
-from ccm_tui.events import EventBus
+from ccm_tui.events import EventBus, RequestFinished
 from ccm_tui.providers import build_provider
 from ccm_tui.proxy.app import create_app
 from ccm_tui.routing.engine import Engine
@@ -27,6 +27,9 @@ from ccm_tui.telemetry.metrics import Metrics
 from ccm_tui.telemetry.spend import SpendTracker, local_day_bounds
 
 log = logging.getLogger(__name__)
+
+
+RECENT_ON_START = 50
 
 
 class StartupError(Exception):
@@ -65,6 +68,7 @@ class Runtime:
         self.history: HistoryWriter | None = None
         self.history_path: Path | None = None
         self.requests_before_start = 0  # today's requests found in history at start
+        self.recent_before_start: list[RequestFinished] = []  # the last requests of earlier runs, oldest first
         proxy_key = check_proxy_key(settings, self.environ)
         self.app: Quart = create_app(
             self.engine,
@@ -94,21 +98,23 @@ class Runtime:
         self.history_path = path
         day_start, _ = local_day_bounds(time.time())
 
-        def seed() -> tuple[list[tuple[float, float]], int]:
+        def seed() -> tuple[list[tuple[float, float]], int, list[RequestFinished]]:
             reader = HistoryReader(path)
             try:
-                return reader.spend_buckets(time.time() - 48 * 3600, 60.0), reader.count_since(day_start)
+                buckets = reader.spend_buckets(time.time() - 48 * 3600, 60.0)
+                return buckets, reader.count_since(day_start), reader.recent(RECENT_ON_START)
             finally:
                 reader.close()
 
         # Read (and create) the database before the writer thread opens it: two first opens would race on WAL.
         try:
-            buckets, count = await asyncio.to_thread(seed)
+            buckets, count, recent = await asyncio.to_thread(seed)
         except Exception as exc:  # history is a convenience: a broken file must not stop the proxy
             log.warning("could not read request history at %s: %s", path, exc)
         else:
             self.spend.seed(buckets)
             self.requests_before_start = count
+            self.recent_before_start = recent
         writer = HistoryWriter(path)
         writer.start()
         self.history = writer

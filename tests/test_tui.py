@@ -387,3 +387,25 @@ async def test_command_palette_lists_the_ccm_commands_and_runs_them(first, secon
         await pilot.press("enter")
         await wait_until(pilot, lambda: not app.runtime.engine.health["second"].enabled)
         assert app.runtime.engine.health["first"].enabled
+
+
+async def test_history_brings_back_todays_requests_after_a_restart(first, tmp_path) -> None:
+    settings = Settings(
+        providers=(anthropic_provider("first", first.url),),
+        history_enabled=True,
+        history_path=tmp_path / "history.sqlite3",
+    )
+    environ = {"UPSTREAM_KEY": UPSTREAM_KEY}
+    app = CcmApp(settings, bind_socket("127.0.0.1", 0), environ=environ)
+    async with app.run_test(size=SIZE) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        await ask(app)
+        await wait_for_line(pilot, app, "200", "first")
+        await pilot.press("q")
+    again = CcmApp(settings, bind_socket("127.0.0.1", 0), environ=environ)
+    async with again.run_test(size=SIZE) as pilot:
+        await asyncio.wait_for(again.ready.wait(), 10)
+        await wait_for_line(pilot, again, "1 earlier requests loaded from history")
+        assert any("first" in line for line in request_lines(again))  # the earlier request, with its route
+        assert again.requests_today == 1
+        assert UPSTREAM_KEY not in screen_text(again)

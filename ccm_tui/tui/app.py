@@ -122,6 +122,9 @@ class CcmApp(App[int]):
         runtime.bus.subscribe(self._on_event)
         await self.query_one("#starting").remove()
         await self.mount(self._dashboard(runtime), before=self.query_one(Footer))
+        if runtime.recent_before_start:  # where the last session left off (from history)
+            self.query_one(RequestLog).append([(request_text(e), e) for e in runtime.recent_before_start])
+            self._notice("ok", f"{len(runtime.recent_before_start)} earlier requests loaded from history")
         self._server_task = asyncio.create_task(serve(runtime.app, self.sock, self._stop_serving), name="ccm-proxy")
         self._server_task.add_done_callback(self._server_stopped)
         if self.demo and self.synthetic_client:
@@ -134,7 +137,24 @@ class CcmApp(App[int]):
         self.set_interval(PANEL_SECONDS, self.refresh_panels)
         self.refresh_panels()
         self.query_one(RequestLog).focus()
+        self._register_modal_styles()
         self.ready.set()
+
+    def _register_modal_styles(self) -> None:
+        """Parse the modal screens' CSS now. Textual adds a class's DEFAULT_CSS when its first instance is
+        registered and then restyles every widget: done lazily, the first `?`, `k` or `enter` under load
+        stalls for ~300 ms (measured by bench/)."""
+        from textual.containers import VerticalScroll
+        from textual.widgets import Button, Input, Label
+
+        samples = (HelpScreen(self.display_url), VerticalScroll(), Input(), Button(), Label())
+        for node in (*samples, *(cls.__new__(cls) for cls in (RequestDetail, KeyEntry))):
+            for read_from, css, tie_breaker, scope in node._get_default_css():
+                self.stylesheet.add_source(
+                    css, read_from=read_from, is_default_css=True, tie_breaker=tie_breaker, scope=scope
+                )
+        self.stylesheet.reparse()
+        self.stylesheet.update(self)
 
     def _dashboard(self, runtime: Runtime) -> Vertical:
         providers = ProvidersPanel(runtime.engine, self.clock, id="providers")
