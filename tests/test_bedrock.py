@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 import pytest
-from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message
 from botocore.eventstream import EventStreamBuffer
 
@@ -21,6 +20,7 @@ from ccm_tui.demo.anthropic_script import parse_sse, stream_grammar_problem
 from ccm_tui.demo.cloud_mocks import BedrockMock, eventstream_frame, split_at_odd_boundaries
 from ccm_tui.providers.base import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError
 from ccm_tui.providers.bedrock import BedrockProvider
+from tests.stream_helpers import read_all, sdk_message
 
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 
@@ -65,24 +65,6 @@ def make_request(stream: bool = True, betas: tuple[str, ...] = (), **extra: Any)
 
 
 ROUTE = Route("bedrock", Variant(MODEL))
-
-
-async def read_all(reply: StreamReply) -> bytes:
-    data = b""
-    try:
-        async for chunk in reply:
-            data += chunk
-    finally:
-        await reply.aclose()
-    return data
-
-
-def sdk_message(events: list[dict[str, Any]]) -> Any:
-    snapshot, json_bufs = None, {}
-    for event in events:
-        if event["type"] != "ping":
-            snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=json_bufs)  # type: ignore[arg-type]
-    return snapshot
 
 
 async def test_text_stream_is_decoded_from_eventstream_into_anthropic_sse(provider: BedrockProvider, mock: BedrockMock):

@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 import pytest
-from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message
 
 from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
@@ -15,6 +14,7 @@ from ccm_tui.demo.anthropic_script import parse_sse, stream_grammar_problem
 from ccm_tui.demo.cloud_mocks import GeminiMock
 from ccm_tui.providers.base import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError
 from ccm_tui.providers.gemini import GeminiProvider, gemini_base_url
+from tests.stream_helpers import read_all, sdk_message
 
 ROUTE = Route("gemini", Variant("gemini-2.5-pro"))
 
@@ -45,23 +45,6 @@ def make_request(stream: bool = True, messages: list[dict[str, Any]] | None = No
         **extra,
     }
     return ProxyRequest("req_1", body, orjson.dumps(body), body["model"], "sonnet", stream)
-
-
-async def read_all(reply: StreamReply) -> bytes:
-    data = b""
-    try:
-        async for chunk in reply:
-            data += chunk
-    finally:
-        await reply.aclose()
-    return data
-
-
-def sdk_message(events: list[dict[str, Any]]) -> Any:
-    snapshot, json_bufs = None, {}
-    for event in events:
-        snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=json_bufs)  # type: ignore[arg-type]
-    return snapshot
 
 
 @pytest.mark.parametrize(

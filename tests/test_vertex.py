@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message
 
 from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
@@ -17,6 +16,7 @@ from ccm_tui.demo.anthropic_script import parse_sse, stream_grammar_problem
 from ccm_tui.demo.cloud_mocks import VertexMock
 from ccm_tui.providers.base import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError
 from ccm_tui.providers.vertex import VertexProvider, vertex_base_url
+from tests.stream_helpers import read_all, sdk_message
 
 MODEL = "claude-sonnet-4-5@20250929"
 ROUTE = Route("vertex", Variant(MODEL))
@@ -55,24 +55,6 @@ def make_request(stream: bool = True, betas: tuple[str, ...] = (), **extra: Any)
         **extra,
     }
     return ProxyRequest("req_1", body, orjson.dumps(body), body["model"], "sonnet", stream, betas=betas)
-
-
-async def read_all(reply: StreamReply) -> bytes:
-    data = b""
-    try:
-        async for chunk in reply:
-            data += chunk
-    finally:
-        await reply.aclose()
-    return data
-
-
-def sdk_message(events: list[dict[str, Any]]) -> Any:
-    snapshot, json_bufs = None, {}
-    for event in events:
-        if event["type"] != "ping":
-            snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=json_bufs)  # type: ignore[arg-type]
-    return snapshot
 
 
 @pytest.mark.parametrize(
