@@ -9,14 +9,11 @@ import time
 
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
 
 from ccm_tui.events import RequestFinished
 from ccm_tui.format import ms, usd
+from ccm_tui.tui.screens.info import InfoModal
 
 
 def detail_renderable(event: RequestFinished) -> Table:
@@ -72,24 +69,9 @@ def detail_renderable(event: RequestFinished) -> Table:
     return outer
 
 
-class RequestDetail(ModalScreen[None]):
-    DEFAULT_CSS = """
-    RequestDetail { align: center middle; }
-    RequestDetail > VerticalScroll {
-        width: 90%; max-width: 140; height: auto; max-height: 90%;
-        border: round $accent; background: $surface; padding: 1 2;
-    }
-    """
+class RequestDetail(InfoModal):
     BINDINGS = [Binding("escape,q,enter", "dismiss", "Close", id="close-detail")]
 
     def __init__(self, event: RequestFinished) -> None:
-        super().__init__()
+        super().__init__("Request detail", detail_renderable(event))
         self.event = event
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll() as scroll:
-            scroll.border_title = "Request detail  (esc to close)"
-            yield Static(detail_renderable(self.event))
-
-    def action_dismiss(self) -> None:  # type: ignore[override]
-        self.dismiss(None)

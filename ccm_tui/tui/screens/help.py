@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
 
 from ccm_tui.tui.commands import COMMANDS, key_label
+from ccm_tui.tui.screens.info import InfoModal
 
 
 def help_renderable(base_url: str) -> Table:
@@ -27,24 +24,12 @@ def help_renderable(base_url: str) -> Table:
     return table
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(InfoModal):
     DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll {
-        width: 90%; max-width: 120; height: auto; max-height: 90%;
-        border: round $accent; background: $surface; padding: 1 2;
-    }
+    HelpScreen > VerticalScroll { max-width: 120; }
     """
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="close-help")]
 
     def __init__(self, base_url: str) -> None:
-        super().__init__()
+        super().__init__("ccm-tui keys", help_renderable(base_url))
         self.base_url = base_url
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll() as scroll:
-            scroll.border_title = "ccm-tui keys  (esc to close)"
-            yield Static(help_renderable(self.base_url))
-
-    def action_dismiss(self) -> None:  # type: ignore[override]
-        self.dismiss(None)
