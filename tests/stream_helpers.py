@@ -1,12 +1,13 @@
-"""Helpers shared by the adapter-level tests: read a StreamReply whole, rebuild a Message the SDK's way."""
+"""Helpers shared by the adapter-level tests: build a request, read a StreamReply whole, rebuild a Message."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from anthropic.lib.streaming._messages import accumulate_event
 
-from ccm_tui.providers.base import StreamReply
+from ccm_tui.providers.base import ProxyRequest, StreamReply
 
 
 async def read_all(reply: StreamReply) -> bytes:
@@ -27,3 +28,16 @@ def sdk_message(events: list[dict[str, Any]]) -> Any:
         if event["type"] != "ping":
             snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=json_bufs)  # type: ignore[arg-type]
     return snapshot
+
+
+def make_request(stream: bool = True, betas: tuple[str, ...] = (), **extra: Any) -> ProxyRequest:
+    """A minimal Claude request as the proxy hands it to a cloud Claude adapter (Bedrock, Vertex)."""
+    body: dict[str, Any] = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 1024,
+        "stream": stream,
+        "metadata": {"user_id": "someone"},
+        "messages": [{"role": "user", "content": "Hello"}],
+        **extra,
+    }
+    return ProxyRequest("req_1", body, orjson.dumps(body), body["model"], "sonnet", stream, betas=betas)

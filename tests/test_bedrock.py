@@ -8,7 +8,6 @@ import random
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -18,9 +17,9 @@ from botocore.eventstream import EventStreamBuffer
 from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
 from ccm_tui.demo.anthropic_script import parse_sse, stream_grammar_problem
 from ccm_tui.demo.cloud_mocks import BedrockMock, eventstream_frame, split_at_odd_boundaries
-from ccm_tui.providers.base import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError
+from ccm_tui.providers.base import MessageReply, Route, StreamReply, UpstreamError
 from ccm_tui.providers.bedrock import BedrockProvider
-from tests.stream_helpers import read_all, sdk_message
+from tests.stream_helpers import make_request, read_all, sdk_message
 
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 
@@ -50,18 +49,6 @@ async def provider(mock: BedrockMock, aws_env: None) -> AsyncIterator[BedrockPro
     adapter = BedrockProvider(settings, RoutingSettings())
     yield adapter
     await adapter.aclose()
-
-
-def make_request(stream: bool = True, betas: tuple[str, ...] = (), **extra: Any) -> ProxyRequest:
-    body: dict[str, Any] = {
-        "model": "claude-sonnet-4-5",
-        "max_tokens": 1024,
-        "stream": stream,
-        "metadata": {"user_id": "someone"},
-        "messages": [{"role": "user", "content": "Hello"}],
-        **extra,
-    }
-    return ProxyRequest("req_1", body, orjson.dumps(body), body["model"], "sonnet", stream, betas=betas)
 
 
 ROUTE = Route("bedrock", Variant(MODEL))

@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 from anthropic.types import Message
 
 from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
 from ccm_tui.demo.anthropic_script import parse_sse, stream_grammar_problem
 from ccm_tui.demo.cloud_mocks import VertexMock
-from ccm_tui.providers.base import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError
+from ccm_tui.providers.base import MessageReply, Route, StreamReply, UpstreamError
 from ccm_tui.providers.vertex import VertexProvider, vertex_base_url
-from tests.stream_helpers import read_all, sdk_message
+from tests.stream_helpers import make_request, read_all, sdk_message
 
 MODEL = "claude-sonnet-4-5@20250929"
 ROUTE = Route("vertex", Variant(MODEL))
@@ -43,18 +41,6 @@ async def provider(mock: VertexMock, tmp_path: Path) -> AsyncIterator[VertexProv
     adapter = VertexProvider(settings, RoutingSettings())
     yield adapter
     await adapter.aclose()
-
-
-def make_request(stream: bool = True, betas: tuple[str, ...] = (), **extra: Any) -> ProxyRequest:
-    body: dict[str, Any] = {
-        "model": "claude-sonnet-4-5",
-        "max_tokens": 1024,
-        "stream": stream,
-        "metadata": {"user_id": "u"},
-        "messages": [{"role": "user", "content": "Hello"}],
-        **extra,
-    }
-    return ProxyRequest("req_1", body, orjson.dumps(body), body["model"], "sonnet", stream, betas=betas)
 
 
 @pytest.mark.parametrize(
