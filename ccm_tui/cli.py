@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from ccm_tui import __version__
 from ccm_tui.config import ConfigError, Settings, load_settings
-from ccm_tui.events import RequestFinished
+from ccm_tui.core.events import RequestFinished
 from ccm_tui.format import request_line
 from ccm_tui.proxy.server import BindError, bind_socket, is_loopback, serve
 from ccm_tui.runtime import Runtime, StartupError

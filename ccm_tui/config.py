@@ -18,37 +18,15 @@ from typing import Any
 
 import platformdirs
 
+from ccm_tui.core.contract import Variant
 from ccm_tui.models import TIERS
 
 PROVIDER_KINDS = ("anthropic", "openai", "bedrock", "vertex", "gemini")
 STRATEGIES = ("ordered", "cost", "latency", "availability", "balanced")
 
-# A trailing `@region` on a model id picks another region for that variant. Vertex ids carry `@date`
-# (claude-sonnet-4@20250514), so only a suffix that looks like a region counts.
-_REGION_SUFFIX = re.compile(r"^(?:global|us|eu|[a-z]{2,}(?:-[a-z0-9]+)+)$")
-
 
 class ConfigError(Exception):
     """A configuration problem, phrased for the user: `file: key: problem`."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One way a provider can serve a tier: a model id, optionally in a region other than the provider's."""
-
-    model: str
-    region: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.model}@{self.region}" if self.region else self.model
-
-    @classmethod
-    def parse(cls, text: str) -> Variant:
-        head, sep, tail = text.rpartition("@")
-        if sep and head and _REGION_SUFFIX.match(tail):
-            return cls(model=head, region=tail)
-        return cls(model=text)
 
 
 @dataclass(frozen=True)

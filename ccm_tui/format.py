@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ccm_tui.events import AttemptRecord, RequestFinished
+from ccm_tui.core.events import AttemptRecord, RequestFinished
 
 
 def ms(seconds: float | None) -> str:

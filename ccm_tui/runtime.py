@@ -17,7 +17,7 @@ from quart import Quart
 
 from ccm_tui import secrets
 from ccm_tui.config import Settings, default_data_dir
-from ccm_tui.events import EventBus, RequestFinished
+from ccm_tui.core.events import EventBus, RequestFinished
 from ccm_tui.providers import build_provider
 from ccm_tui.proxy.app import create_app
 from ccm_tui.routing.engine import Engine

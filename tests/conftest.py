@@ -17,7 +17,7 @@ import pytest
 from keyring.backend import KeyringBackend
 
 from ccm_tui.config import ProviderSettings, RoutingSettings, Settings
-from ccm_tui.events import Event
+from ccm_tui.core.events import Event
 from ccm_tui.proxy.server import bind_socket, serve
 from ccm_tui.routing.engine import Engine
 from ccm_tui.runtime import Runtime
@@ -85,7 +85,7 @@ class RunningProxy:
         return self.runtime.engine
 
     def finished(self) -> list:
-        from ccm_tui.events import RequestFinished
+        from ccm_tui.core.events import RequestFinished
 
         return [e for e in self.events if isinstance(e, RequestFinished)]
 

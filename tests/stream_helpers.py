@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from anthropic.lib.streaming._messages import accumulate_event
 
-from ccm_tui.providers.base import ProxyRequest, StreamReply
+from ccm_tui.core.contract import ProxyRequest, StreamReply
 
 
 async def read_all(reply: StreamReply) -> bytes:

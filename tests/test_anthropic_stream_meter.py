@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from ccm_tui.events import Usage
-from ccm_tui.providers.base import StreamMeter
+from ccm_tui.core.contract import StreamMeter
+from ccm_tui.core.events import Usage
 from ccm_tui.translate.anthropic_stream import AnthropicStreamMeter, apply_event, usage_of
 from ccm_tui.translate.sse import encode_event
 

@@ -14,10 +14,11 @@ import pytest
 from anthropic.types import Message
 from botocore.eventstream import EventStreamBuffer
 
-from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
+from ccm_tui.config import ProviderSettings, RoutingSettings
+from ccm_tui.core.contract import MessageReply, Route, StreamReply, UpstreamError, Variant
+from ccm_tui.core.states import ErrorOrigin, TransportFailure
 from ccm_tui.demo.anthropic_script import parse_sse, stream_grammar_problem
 from ccm_tui.demo.cloud_mocks import BedrockMock, eventstream_frame, split_at_odd_boundaries
-from ccm_tui.providers.base import MessageReply, Route, StreamReply, UpstreamError
 from ccm_tui.providers.bedrock import BedrockProvider
 from tests.stream_helpers import make_request, read_all, sdk_message
 
@@ -217,7 +218,7 @@ async def test_connection_cut_mid_stream_raises_a_transport_error(provider: Bedr
         async for _ in reply:
             pass
     await reply.aclose()
-    assert caught.value.status == 0 and caught.value.transport == "read"
+    assert caught.value.origin is ErrorOrigin.TRANSPORT and caught.value.transport is TransportFailure.READ
 
 
 async def test_closing_the_reply_aborts_the_upstream_stream(provider: BedrockProvider, mock: BedrockMock):

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from ccm_tui.config import ProviderSettings, Variant
+from ccm_tui.config import ProviderSettings
+from ccm_tui.core.contract import Variant
+from ccm_tui.core.events import AttemptFailed
 from ccm_tui.demo.cloud_mocks import BedrockMock, GeminiMock, VertexMock
 from ccm_tui.demo.mockserver import MockServer
 from ccm_tui.demo.upstreams import AnthropicMock, OpenAIMock
-from ccm_tui.events import AttemptFailed
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ccm_tui.config import ConfigError, ProviderSettings, Variant, load_settings, vendor_of
+from ccm_tui.config import ConfigError, ProviderSettings, load_settings, vendor_of
+from ccm_tui.core.contract import Variant
 from ccm_tui.models import tier_for_model
 
 

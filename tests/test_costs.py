@@ -13,8 +13,9 @@ from genai_prices import Usage as CatalogUsage
 from genai_prices import calc_price
 from genai_prices.types import ConditionalPrice, ModelPrice, StartDateConstraint, TimeOfDateConstraint
 
-from ccm_tui.config import ProviderSettings, Variant
-from ccm_tui.events import Usage
+from ccm_tui.config import ProviderSettings
+from ccm_tui.core.contract import Variant
+from ccm_tui.core.events import Usage
 from ccm_tui.telemetry.costs import PriceBook, _expiry
 
 PROVIDERS = (

@@ -9,10 +9,11 @@ import orjson
 import pytest
 from anthropic.types import Message
 
-from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
+from ccm_tui.config import ProviderSettings, RoutingSettings
+from ccm_tui.core.contract import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError, Variant
+from ccm_tui.core.states import ErrorOrigin, TransportFailure
 from ccm_tui.demo.anthropic_script import parse_sse, stream_grammar_problem
 from ccm_tui.demo.cloud_mocks import GeminiMock
-from ccm_tui.providers.base import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError
 from ccm_tui.providers.gemini import GeminiProvider, gemini_base_url
 from tests.stream_helpers import read_all, sdk_message
 
@@ -269,7 +270,7 @@ async def test_connection_cut_mid_stream_raises_a_transport_error(provider: Gemi
         async for _ in reply:
             pass
     await reply.aclose()
-    assert caught.value.status == 0 and caught.value.transport == "read"
+    assert caught.value.origin is ErrorOrigin.TRANSPORT and caught.value.transport is TransportFailure.READ
 
 
 async def test_closing_the_reply_aborts_the_upstream_stream(provider: GeminiProvider, mock: GeminiMock):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ccm_tui.events import AttemptRecord, EventBus, RequestFinished, RequestStarted, SpendAlert, Usage
+from ccm_tui.core.events import AttemptRecord, EventBus, RequestFinished, RequestStarted, SpendAlert, Usage
 from ccm_tui.telemetry.history import SCHEMA_VERSION, HistoryReader, HistoryWriter, redact
 
 T0 = 1_699_999_980.0  # minute-aligned; durations below are binary-exact so the ms round trip is exact too

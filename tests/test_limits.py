@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ccm_tui.providers.base import UpstreamError
+from ccm_tui.core.contract import UpstreamError
+from ccm_tui.core.durations import parse_duration, parse_timestamp
+from ccm_tui.core.states import ErrorOrigin, FailureKind, TransportFailure
 from ccm_tui.routing.limits import (
-    FailureKind,
     backoff_seconds,
     classify,
-    parse_duration,
-    parse_timestamp,
+    is_overload,
     quota_from_headers,
     retry_after_from_headers,
 )
@@ -146,8 +146,9 @@ def error(status: int, message: str = "x", **kw) -> UpstreamError:
         (error(502), FailureKind.COOLDOWN),
         (error(503), FailureKind.COOLDOWN),
         (error(504), FailureKind.COOLDOWN),
-        (error(0, "upstream timed out", transport="timeout"), FailureKind.COOLDOWN),
-        (error(0, "connection refused", transport="connect"), FailureKind.COOLDOWN),
+        (UpstreamError.no_response(TransportFailure.TIMEOUT, "upstream timed out"), FailureKind.COOLDOWN),
+        (UpstreamError.no_response(TransportFailure.CONNECT, "connection refused"), FailureKind.COOLDOWN),
+        (UpstreamError.bad_reply("malformed response from upstream"), FailureKind.COOLDOWN),
         (error(402), FailureKind.DISABLE),
         (error(401, error_type="authentication_error"), FailureKind.DISABLE),
         (error(403, error_type="permission_error"), FailureKind.DISABLE),
@@ -182,3 +183,21 @@ def test_cooldown_keeps_the_upstreams_wait_and_reason_names_status() -> None:
 @pytest.mark.parametrize(("failures", "expected"), [(1, 2.0), (2, 4.0), (3, 8.0), (10, 300.0)])
 def test_backoff(failures, expected) -> None:
     assert backoff_seconds(failures, 2.0, 300.0) == expected
+
+
+@pytest.mark.parametrize(
+    ("err", "overload"),
+    [
+        (error(429, "Too many requests"), True),
+        (error(529, error_type="overloaded_error"), True),
+        (error(503, "Service Unavailable"), True),
+        (UpstreamError(None, "busy", origin=ErrorOrigin.STREAM, error_type="overloaded_error"), True),
+        (UpstreamError(None, "x", origin=ErrorOrigin.STREAM, error_type="ThrottlingException"), True),
+        # The upstream's prose never decides: "generate" and "separate" contain "rate".
+        (UpstreamError(None, "failed to generate", origin=ErrorOrigin.STREAM, error_type="api_error"), False),
+        (error(500, "could not separate the tokens", error_type="api_error"), False),
+        (UpstreamError.no_response(TransportFailure.READ, "connection lost (rate of reads)"), False),
+    ],
+)
+def test_is_overload_reads_status_and_type_not_text(err: UpstreamError, overload: bool) -> None:
+    assert is_overload(err) is overload

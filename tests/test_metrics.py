@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ccm_tui.events import (
+from ccm_tui.core.events import (
     AttemptFailed,
     AttemptRecord,
     Event,

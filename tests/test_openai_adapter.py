@@ -11,9 +11,10 @@ import httpx2
 import orjson
 import pytest
 
-from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
+from ccm_tui.config import ProviderSettings, RoutingSettings
+from ccm_tui.core.contract import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError, Variant
+from ccm_tui.core.states import ErrorOrigin, TransportFailure
 from ccm_tui.demo.upstreams import OpenAIMock
-from ccm_tui.providers.base import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError
 from ccm_tui.providers.openai import OpenAIProvider, quirks_for
 
 KEY = "sk-test-0123456789abcdef"
@@ -312,7 +313,7 @@ async def test_connection_refused_is_a_transport_error() -> None:
             await provider.send(request(stream=True), route())
     finally:
         await provider.aclose()
-    assert caught.value.status == 0 and caught.value.transport == "connect"
+    assert caught.value.origin is ErrorOrigin.TRANSPORT and caught.value.transport is TransportFailure.CONNECT
 
 
 # --- failures while streaming ---------------------------------------------------------------------------------
@@ -342,7 +343,7 @@ async def test_stream_failure_after_first_bytes_raises_from_the_iterator(
         await provider.aclose()
     assert b"".join(received).startswith(b"event: message_start")
     assert not reply.meter.completed
-    assert caught.value.status in (0, 200)
+    assert caught.value.origin is not ErrorOrigin.HTTP
 
 
 @pytest.mark.parametrize("mock", ["openrouter"], indirect=True)
@@ -355,7 +356,7 @@ async def test_openrouter_mid_stream_error_chunk_raises(mock: OpenAIMock) -> Non
             await read_all(reply)
     finally:
         await provider.aclose()
-    assert caught.value.status == 200
+    assert caught.value.origin is ErrorOrigin.STREAM
 
 
 async def test_non_streamed_cut_and_malformed_bodies_raise(mock: OpenAIMock) -> None:
@@ -368,7 +369,7 @@ async def test_non_streamed_cut_and_malformed_bodies_raise(mock: OpenAIMock) -> 
             await provider.send(request(stream=False), route())
     finally:
         await provider.aclose()
-    assert cut.value.status == 0 and malformed.value.status == 200
+    assert cut.value.origin is ErrorOrigin.TRANSPORT and malformed.value.origin is ErrorOrigin.REPLY
 
 
 async def test_client_disconnect_closes_the_upstream_at_once(mock: OpenAIMock) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ccm_tui.config import Variant
-from ccm_tui.providers.base import Route
+from ccm_tui.core.contract import Route, Variant
 from ccm_tui.routing.plan import Candidate, plan_routes
 from ccm_tui.routing.strategies import CandidateStats, rank
 
@@ -83,9 +82,10 @@ def test_everything_cooling_reports_the_soonest_recovery() -> None:
 
 def test_recovery_probe_is_taken_once_then_traffic_waits_for_it() -> None:
     from ccm_tui.config import RoutingSettings
-    from ccm_tui.events import Usage
+    from ccm_tui.core.events import Usage
+    from ccm_tui.core.states import FailureKind
     from ccm_tui.routing.health import HealthBook
-    from ccm_tui.routing.limits import Failure, FailureKind
+    from ccm_tui.routing.limits import Failure
 
     book = HealthBook(["p"], RoutingSettings(), {})
     variant = book["p"].variant("m")

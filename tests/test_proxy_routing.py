@@ -11,9 +11,10 @@ import anthropic
 import httpx
 import pytest
 
-from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
+from ccm_tui.config import ProviderSettings, RoutingSettings
+from ccm_tui.core.contract import Variant
+from ccm_tui.core.events import AttemptFailed
 from ccm_tui.demo.upstreams import AnthropicMock, OpenAIMock
-from ccm_tui.events import AttemptFailed
 from tests.conftest import free_port
 
 
@@ -165,7 +166,7 @@ async def test_connection_refused_fails_over(start_proxy, secondary) -> None:
     message = await client(proxy.url).messages.create(model="claude-sonnet-4-6", **ASK)
     assert message.role == "assistant"
     [failed] = [e for e in proxy.events if isinstance(e, AttemptFailed)]
-    assert failed.attempt.status == 0 and "connection refused" in failed.attempt.reason
+    assert failed.attempt.status is None and "connection refused" in failed.attempt.reason
 
 
 async def test_slow_first_byte_times_out_and_fails_over(start_proxy, primary, secondary) -> None:

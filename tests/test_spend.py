@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from ccm_tui.config import AlertSettings
-from ccm_tui.events import Event, EventBus, RequestFinished, SpendAlert, Usage
+from ccm_tui.core.events import Event, EventBus, RequestFinished, SpendAlert, Usage
 from ccm_tui.telemetry.spend import AlertState, SpendTracker, local_day_bounds
 
 NINE_AM = datetime(2026, 3, 10, 9, 0).timestamp()  # local time, like the tracker's "today"

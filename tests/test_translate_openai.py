@@ -13,14 +13,15 @@ import httpx2
 import orjson
 import pytest
 
-from ccm_tui.events import Usage
-from ccm_tui.providers.base import StreamMeter, UpstreamError
+from ccm_tui.core.contract import StreamMeter, UpstreamError
+from ccm_tui.core.durations import parse_duration
+from ccm_tui.core.events import Usage
+from ccm_tui.core.states import ErrorOrigin
 from ccm_tui.translate.openai import (
     OpenAIQuirks,
     OpenAIStreamTranslator,
     error_from_openai,
     message_from_openai,
-    parse_duration,
     request_to_openai,
 )
 from ccm_tui.translate.sse import SseParser
@@ -601,7 +602,7 @@ def test_message_is_valid_for_the_anthropic_sdk_types() -> None:
 def test_message_from_error_body_raises(data: dict[str, Any], error_type: str) -> None:
     with pytest.raises(UpstreamError) as caught:
         message_from_openai(data, "m")
-    assert caught.value.status == 200 and caught.value.error_type == error_type
+    assert caught.value.origin is not ErrorOrigin.HTTP and caught.value.error_type == error_type
 
 
 # --- streaming ------------------------------------------------------------------------------------------------
@@ -835,7 +836,7 @@ def test_stream_error_chunk_raises(error: dict[str, Any], error_type: str) -> No
     translator.feed(ROLE)
     with pytest.raises(UpstreamError) as caught:
         translator.feed({"error": error})
-    assert (caught.value.status, caught.value.error_type) == (200, error_type)
+    assert (caught.value.origin, caught.value.error_type) == (ErrorOrigin.STREAM, error_type)
 
 
 def test_stream_finish_reason_error_raises() -> None:

@@ -26,9 +26,10 @@ from textual.notifications import Notify
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from ccm_tui.config import ProviderSettings, Settings, Variant
+from ccm_tui.config import ProviderSettings, Settings
+from ccm_tui.core.contract import Variant
+from ccm_tui.core.events import RequestFinished, Usage
 from ccm_tui.demo.upstreams import AnthropicMock, OpenAIMock
-from ccm_tui.events import RequestFinished, Usage
 from ccm_tui.proxy.server import bind_socket
 from ccm_tui.routing.strategies import STRATEGIES
 from ccm_tui.secrets import SERVICE

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from anthropic.types import Message
 
-from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
+from ccm_tui.config import ProviderSettings, RoutingSettings
+from ccm_tui.core.contract import MessageReply, Route, StreamReply, UpstreamError, Variant
+from ccm_tui.core.states import ErrorOrigin, TransportFailure
 from ccm_tui.demo.anthropic_script import parse_sse, stream_grammar_problem
 from ccm_tui.demo.cloud_mocks import VertexMock
-from ccm_tui.providers.base import MessageReply, Route, StreamReply, UpstreamError
 from ccm_tui.providers.vertex import VertexProvider, vertex_base_url
 from tests.stream_helpers import make_request, read_all, sdk_message
 
@@ -181,7 +182,7 @@ async def test_connection_cut_mid_stream_raises_from_the_iterator(provider: Vert
             received += chunk
     await reply.aclose()
     assert received.startswith(b"event: message_start")
-    assert caught.value.status == 0 and caught.value.transport == "read"
+    assert caught.value.origin is ErrorOrigin.TRANSPORT and caught.value.transport is TransportFailure.READ
 
 
 async def test_closing_the_reply_aborts_the_upstream_stream(provider: VertexProvider, mock: VertexMock):

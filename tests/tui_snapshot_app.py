@@ -17,10 +17,12 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from ccm_tui.config import AlertSettings, ProviderSettings, Settings, Variant
-from ccm_tui.events import AttemptRecord, Event, ProviderChanged, RequestFinished, Usage
+from ccm_tui.config import AlertSettings, ProviderSettings, Settings
+from ccm_tui.core.contract import Variant
+from ccm_tui.core.events import AttemptRecord, Event, ProviderChanged, RequestFinished, Usage
+from ccm_tui.core.states import FailureKind
 from ccm_tui.proxy.server import bind_socket
-from ccm_tui.routing.limits import Failure, FailureKind, QuotaSnapshot, QuotaWindow
+from ccm_tui.routing.limits import Failure, QuotaSnapshot, QuotaWindow
 from ccm_tui.tui.app import CcmApp
 from ccm_tui.tui.widgets.requests import RequestLog
 

@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 import orjson
 
-from ccm_tui.config import ProviderSettings, Variant
+from ccm_tui.config import ProviderSettings
+from ccm_tui.core.contract import Variant
 from ccm_tui.demo.anthropic_mock import AnthropicMock
 from ccm_tui.demo.openai_mock import OpenAIMock
 from ccm_tui.translate.sse import SseParser

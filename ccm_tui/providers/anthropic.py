@@ -14,21 +14,10 @@ import httpx
 import orjson
 
 from ccm_tui.config import ProviderSettings, RoutingSettings
-from ccm_tui.events import Usage
-from ccm_tui.providers.base import (
-    MessageReply,
-    ProxyRequest,
-    Reply,
-    Route,
-    StreamMeter,
-    StreamReply,
-    UpstreamError,
-    header_items,
-    make_http_client,
-    open_response,
-    read_all,
-    transport_error,
-)
+from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, StreamMeter, StreamReply, UpstreamError
+from ccm_tui.core.events import Usage
+from ccm_tui.core.states import TransportFailure
+from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all, transport_error
 from ccm_tui.translate.anthropic_stream import AnthropicStreamMeter
 from ccm_tui.translate.continuity import sanitize_history_for_anthropic_target
 
@@ -125,7 +114,7 @@ class AnthropicProvider:
             try:
                 message = orjson.loads(body)
             except orjson.JSONDecodeError:
-                raise UpstreamError(502, "upstream sent a response that is not JSON", error_type="api_error") from None
+                raise UpstreamError.bad_reply("upstream sent a response that is not JSON") from None
             return MessageReply(
                 body=body, usage=usage_from(message.get("usage")), headers=headers, model=message.get("model")
             )
@@ -171,7 +160,7 @@ async def metered_anthropic_sse(response: httpx.Response, meter: StreamMeter) ->
     except httpx.TransportError as exc:
         raise transport_error(exc) from None
     if not meter.completed and meter.error_type is None:
-        raise UpstreamError(0, "the upstream stream ended before message_stop", transport="read", error_type="read")
+        raise UpstreamError.no_response(TransportFailure.READ, "the upstream stream ended before message_stop")
 
 
 def _last_event_end(data: bytes) -> int:

@@ -1,141 +1,21 @@
-"""The provider contract: what the engine hands an adapter, what an adapter hands back, how it fails.
+"""The Provider protocol and the HTTP plumbing every adapter shares (one client per provider, transport errors).
 
-An adapter's `send` returns once the upstream's status and headers are known: a MessageReply (non-streaming)
-or a StreamReply (Anthropic SSE bytes, metered as they pass). Any failure before that is an UpstreamError;
-a failure while a StreamReply is being read is raised from its iterator as an UpstreamError too. Adapters
-never retry: the engine owns retries and failover.
+The types adapters exchange with the engine (ProxyRequest, Route, replies, UpstreamError) live in
+ccm_tui.core.contract, so translate/ and routing/ can use them without importing HTTP clients.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
-from ccm_tui.events import Usage
-
-
-@dataclass(frozen=True)
-class ProxyRequest:
-    """An inbound Anthropic Messages request, validated and parsed once."""
-
-    request_id: str
-    body: dict[str, Any]
-    raw_body: bytes
-    model: str
-    tier: str | None
-    stream: bool
-    anthropic_version: str = "2023-06-01"
-    betas: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where one attempt goes: a provider and one of its variants for the request's model."""
-
-    provider: str
-    variant: Variant
-
-    @property
-    def model(self) -> str:
-        return self.variant.model
-
-    @property
-    def key(self) -> str:
-        return f"{self.provider}/{self.variant.key}"
-
-
-class UpstreamError(Exception):
-    """An upstream failure, normalised by the adapter; routing.limits classifies it.
-
-    status 0 means there was no HTTP response (`transport` says why: "timeout", "connect", "read").
-    error_type / error_code are the vendor's own words (rate_limit_error, insufficient_quota,
-    RESOURCE_EXHAUSTED, ThrottlingException / enforced_spend_limit_reached, tokens_limit_reached ...).
-    """
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        error_type: str | None = None,
-        error_code: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        retry_after: float | None = None,
-        transport: str | None = None,
-        long_quota: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_type = error_type
-        self.error_code = error_code
-        self.headers: Mapping[str, str] = headers if headers is not None else {}
-        self.retry_after = retry_after
-        self.transport = transport
-        self.long_quota = long_quota
-
-    def __repr__(self) -> str:
-        return f"UpstreamError({self.status}, {self.error_type!r}, {self.message!r})"
-
-
-@dataclass
-class StreamMeter:
-    """What the engine learns from a stream as it passes: usage, served model, how it ended."""
-
-    usage: Usage = field(default_factory=Usage)
-    model: str | None = None
-    stop_reason: str | None = None
-    completed: bool = False  # message_stop seen
-    error_type: str | None = None  # an upstream `event: error` passed through
-    error_message: str | None = None
-
-
-@dataclass
-class MessageReply:
-    body: bytes  # Anthropic Message JSON
-    usage: Usage
-    headers: Mapping[str, str]
-    model: str | None = None
-
-
-class StreamReply:
-    """Anthropic SSE bytes from an upstream. Iterate once; always `aclose()` (closes the upstream at once)."""
-
-    def __init__(
-        self,
-        chunks: AsyncIterator[bytes],
-        headers: Mapping[str, str],
-        meter: StreamMeter,
-        close: Callable[[], Awaitable[None]],
-    ) -> None:
-        self._chunks = chunks
-        self.headers = headers
-        self.meter = meter
-        self._close = close
-        self._closed = False
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            aclose = getattr(self._chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        finally:
-            await self._close()
-
-
-Reply = MessageReply | StreamReply
+from ccm_tui.config import ProviderSettings, RoutingSettings
+from ccm_tui.core.contract import ProxyRequest, Reply, Route, UpstreamError
+from ccm_tui.core.states import TransportFailure
 
 
 class Provider(Protocol):
@@ -180,12 +60,12 @@ def transport_error(exc: BaseException) -> UpstreamError:
 
     cause = exc.__cause__
     if isinstance(cause, aiohttp.ClientConnectorError) or isinstance(exc, httpx.ConnectError):
-        return UpstreamError(0, "connection refused or unreachable", transport="connect", error_type="connect")
+        return UpstreamError.no_response(TransportFailure.CONNECT, "connection refused or unreachable")
     if isinstance(cause, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientOSError):
-        return UpstreamError(0, f"connection lost ({type(cause).__name__})", transport="read", error_type="read")
+        return UpstreamError.no_response(TransportFailure.READ, f"connection lost ({type(cause).__name__})")
     if isinstance(exc, httpx.TimeoutException | asyncio.TimeoutError):
-        return UpstreamError(0, "upstream timed out", transport="timeout", error_type="timeout")
-    return UpstreamError(0, f"connection lost ({type(exc).__name__})", transport="read", error_type="read")
+        return UpstreamError.no_response(TransportFailure.TIMEOUT, "upstream timed out")
+    return UpstreamError.no_response(TransportFailure.READ, f"connection lost ({type(exc).__name__})")
 
 
 def header_items(headers: httpx.Headers) -> dict[str, str]:

@@ -26,20 +26,9 @@ from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCr
 from botocore.eventstream import EventStreamBuffer, EventStreamMessage, ParserError
 
 from ccm_tui.config import ProviderSettings, RoutingSettings
-from ccm_tui.providers.base import (
-    MessageReply,
-    ProxyRequest,
-    Reply,
-    Route,
-    StreamMeter,
-    StreamReply,
-    UpstreamError,
-    header_items,
-    make_http_client,
-    open_response,
-    read_all,
-    transport_error,
-)
+from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, StreamMeter, StreamReply, UpstreamError
+from ccm_tui.core.states import TransportFailure
+from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all, transport_error
 from ccm_tui.translate.anthropic_stream import apply_event, usage_of
 from ccm_tui.translate.continuity import BEDROCK_DEFAULT_BETAS, cloud_claude_body, filter_betas
 from ccm_tui.translate.sse import encode_event
@@ -214,7 +203,7 @@ async def _anthropic_sse(response: httpx.Response, meter: StreamMeter) -> AsyncI
     except ParserError as exc:
         raise UpstreamError(502, f"malformed eventstream ({type(exc).__name__})", error_type="api_error") from None
     if not meter.completed:
-        raise UpstreamError(0, "stream ended before message_stop", transport="read", error_type="read")
+        raise UpstreamError.no_response(TransportFailure.READ, "stream ended before message_stop")
 
 
 def chunk_event(message: EventStreamMessage) -> dict[str, Any] | None:

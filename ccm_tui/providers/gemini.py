@@ -17,20 +17,9 @@ import httpx
 import orjson
 
 from ccm_tui.config import ProviderSettings, RoutingSettings
-from ccm_tui.providers.base import (
-    MessageReply,
-    ProxyRequest,
-    Reply,
-    Route,
-    StreamMeter,
-    StreamReply,
-    UpstreamError,
-    header_items,
-    make_http_client,
-    open_response,
-    read_all,
-    transport_error,
-)
+from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, StreamMeter, StreamReply, UpstreamError
+from ccm_tui.core.states import TransportFailure
+from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all, transport_error
 from ccm_tui.providers.google_auth import google_error
 from ccm_tui.translate.anthropic_stream import apply_event, usage_of
 from ccm_tui.translate.gemini import GeminiStreamTranslator, anthropic_message, gemini_request
@@ -84,7 +73,7 @@ class GeminiProvider:
             try:
                 result = orjson.loads(data)
             except orjson.JSONDecodeError:
-                raise UpstreamError(502, "Gemini answered with invalid JSON", error_type="api_error") from None
+                raise UpstreamError.bad_reply("Gemini answered with invalid JSON") from None
             message = anthropic_message(result, model=route.model)
             return MessageReply(
                 body=orjson.dumps(message),
@@ -138,7 +127,7 @@ async def _translated(
         raise transport_error(exc) from None
     out, failure = _translate_events(parser.flush(), translator, meter)
     if failure is None and ended and translator.finish_reason is None:
-        failure = UpstreamError(0, "stream ended before a finishReason", transport="read", error_type="read")
+        failure = UpstreamError.no_response(TransportFailure.READ, "stream ended before a finishReason")
     if failure is None:
         for event in translator.finish():
             apply_event(meter, event)

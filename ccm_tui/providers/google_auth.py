@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import Mapping
 from datetime import UTC
@@ -26,12 +25,13 @@ from google.auth.transport.urllib3 import Request as Urllib3Request
 from google.oauth2 import credentials as user_credentials
 from google.oauth2 import service_account
 
-from ccm_tui.providers.base import UpstreamError
+from ccm_tui.core.contract import UpstreamError
+from ccm_tui.core.durations import parse_protobuf_duration
+from ccm_tui.core.states import TransportFailure
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _REFRESH_MARGIN = 300.0  # renew this many seconds before the token expires
 _TOKEN_HTTP_TIMEOUT = urllib3.Timeout(connect=10.0, read=30.0)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 # Errors that no retry fixes: the routing layer disables the provider on 401/403.
 _AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"})
 
@@ -81,9 +81,7 @@ class GoogleTokenSource:
                 401, f"Google token refresh failed: {_short(exc)}", error_type="UNAUTHENTICATED"
             ) from None
         except google.auth.exceptions.TransportError:
-            raise UpstreamError(
-                0, "Google token endpoint unreachable", transport="connect", error_type="connect"
-            ) from None
+            raise UpstreamError.no_response(TransportFailure.CONNECT, "Google token endpoint unreachable") from None
         token = self._credentials.token
         if not token:
             raise UpstreamError(401, "Google token refresh returned no token", error_type="UNAUTHENTICATED")
@@ -118,15 +116,6 @@ def _short(exc: Exception) -> str:
     return text[:200]
 
 
-def parse_duration(value: Any) -> float | None:
-    """A protobuf Duration as JSON ("37s", "1.5s") or as {"seconds": N, "nanos": M}."""
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        return float(match.group(1))
-    if isinstance(value, dict) and ("seconds" in value or "nanos" in value):
-        return float(value.get("seconds") or 0) + float(value.get("nanos") or 0) / 1e9
-    return None
-
-
 def google_error(status: int, body: bytes | Any, headers: Mapping[str, str] | None = None) -> UpstreamError:
     """A Google-shaped error as UpstreamError.
 
@@ -159,7 +148,7 @@ def google_error(status: int, body: bytes | Any, headers: Mapping[str, str] | No
             continue
         kind = str(detail.get("@type", ""))
         if kind.endswith("google.rpc.RetryInfo"):
-            retry_after = parse_duration(detail.get("retryDelay"))
+            retry_after = parse_protobuf_duration(detail.get("retryDelay"))
         elif kind.endswith("google.rpc.QuotaFailure"):
             quota_ids = [str(v.get("quotaId", "")) for v in detail.get("violations") or [] if isinstance(v, dict)]
             long_quota = long_quota or any("PerDay" in quota_id for quota_id in quota_ids)

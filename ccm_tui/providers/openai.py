@@ -16,20 +16,8 @@ import httpx
 import orjson
 
 from ccm_tui.config import ProviderSettings, RoutingSettings, vendor_of
-from ccm_tui.providers.base import (
-    MessageReply,
-    ProxyRequest,
-    Reply,
-    Route,
-    StreamMeter,
-    StreamReply,
-    UpstreamError,
-    header_items,
-    make_http_client,
-    open_response,
-    read_all,
-    transport_error,
-)
+from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, StreamMeter, StreamReply, UpstreamError
+from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all, transport_error
 from ccm_tui.translate.openai_errors import error_from_openai
 from ccm_tui.translate.openai_request import OpenAIQuirks, request_to_openai
 from ccm_tui.translate.openai_response import OpenAIStreamTranslator, message_from_openai
@@ -141,19 +129,12 @@ class OpenAIProvider:
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise UpstreamError(
-                response.status_code, "malformed JSON from upstream", error_type="api_error", headers=headers
-            ) from None
+            raise UpstreamError.bad_reply("malformed JSON from upstream", headers) from None
         if isinstance(data, list) or (isinstance(data, dict) and data.get("error") and not data.get("choices")):
             raise error_from_openai(response.status_code, raw, headers, self.vendor)
         if streaming_wanted:
             # A JSON completion where a stream was asked for: this adapter's caller expects SSE.
-            raise UpstreamError(
-                response.status_code,
-                "upstream answered a streaming request without a stream",
-                error_type="api_error",
-                headers=headers,
-            )
+            raise UpstreamError.bad_reply("upstream answered a streaming request without a stream", headers)
         message, usage = message_from_openai(data, model)
         served = data.get("model") if isinstance(data.get("model"), str) else None
         return MessageReply(body=orjson.dumps(message), usage=usage, headers=headers, model=served)
@@ -206,7 +187,7 @@ def _translate(
         try:
             out.append(translator.feed(orjson.loads(data)))
         except orjson.JSONDecodeError:
-            return b"".join(out), False, UpstreamError(200, "malformed chunk from upstream", error_type="api_error")
+            return b"".join(out), False, UpstreamError.bad_reply("malformed chunk from upstream")
         except UpstreamError as failure:
             return b"".join(out), False, failure
     return b"".join(out), False, None

@@ -15,20 +15,9 @@ import httpx
 import orjson
 
 from ccm_tui.config import ProviderSettings, RoutingSettings
+from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, StreamMeter, StreamReply, UpstreamError
 from ccm_tui.providers.anthropic import metered_anthropic_sse
-from ccm_tui.providers.base import (
-    MessageReply,
-    ProxyRequest,
-    Reply,
-    Route,
-    StreamMeter,
-    StreamReply,
-    UpstreamError,
-    header_items,
-    make_http_client,
-    open_response,
-    read_all,
-)
+from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all
 from ccm_tui.providers.google_auth import GoogleTokenSource, google_error
 from ccm_tui.translate.anthropic_stream import usage_of
 from ccm_tui.translate.continuity import (

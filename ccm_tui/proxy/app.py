@@ -16,8 +16,8 @@ import orjson
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
+from ccm_tui.core.contract import ProxyRequest
 from ccm_tui.models import TIERS, tier_for_model
-from ccm_tui.providers.base import ProxyRequest
 from ccm_tui.proxy.errors import error_body
 from ccm_tui.proxy.validate import Invalid, parse_body, validate_messages_request
 from ccm_tui.routing.engine import Engine, ProxyResponse

@@ -4,30 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    408: "timeout_error",
-    409: "conflict_error",
-    413: "request_too_large",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    500: "api_error",
-    502: "api_error",
-    503: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-
-
-def error_type_for(status: int) -> str:
-    if status in ERROR_TYPES:
-        return ERROR_TYPES[status]
-    return "invalid_request_error" if status < 500 else "api_error"
+from ccm_tui.core.errors import error_type_for
 
 
 def error_body(status: int, message: str, request_id: str, error_type: str | None = None) -> bytes:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from ccm_tui.config import STRATEGIES, Settings
-from ccm_tui.events import (
+from ccm_tui.core.contract import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError
+from ccm_tui.core.events import (
     AttemptFailed,
     AttemptRecord,
     EventBus,
@@ -27,18 +28,11 @@ from ccm_tui.events import (
     RoutingChanged,
     Usage,
 )
-from ccm_tui.providers.base import (
-    MessageReply,
-    Provider,
-    ProxyRequest,
-    Route,
-    StreamReply,
-    UpstreamError,
-    transport_error,
-)
+from ccm_tui.core.states import FailureKind
+from ccm_tui.providers.base import Provider, transport_error
 from ccm_tui.proxy.errors import error_body, error_type_for
 from ccm_tui.routing.health import HealthBook
-from ccm_tui.routing.limits import Failure, FailureKind, classify, quota_from_headers
+from ccm_tui.routing.limits import Failure, classify, is_overload, quota_from_headers
 from ccm_tui.routing.plan import Candidate, plan_routes
 from ccm_tui.routing.strategies import CandidateStats
 from ccm_tui.translate.sse import error_event
@@ -211,7 +205,7 @@ class Engine:
                 yield _separator(tail) + error_event(*error)
         except (UpstreamError, httpx.TransportError, TimeoutError) as exc:
             upstream = exc if isinstance(exc, UpstreamError) else transport_error(exc)
-            error_type = "overloaded_error" if _is_overload(upstream) else "api_error"
+            error_type = "overloaded_error" if is_overload(upstream) else "api_error"
             error = (error_type, f"upstream {route.provider} failed mid-stream: {upstream.message}")
             yield _separator(tail) + error_event(*error)
         except (asyncio.CancelledError, GeneratorExit):
@@ -438,7 +432,7 @@ class Engine:
         if failure.kind is FailureKind.CLIENT_ERROR or (
             failure.kind is FailureKind.SKIP and all(r.outcome == "skip" for r in run.records)
         ):
-            status = error.status if 400 <= error.status < 500 else 400
+            status = error.status if error.status is not None and 400 <= error.status < 500 else 400
             return self._finish_error(run, status, error.message)
         tried = "; ".join(f"{r.provider}: {r.reason}" for r in run.records)
         soonest = min(
@@ -551,7 +545,7 @@ async def _first_chunk(reply: StreamReply) -> bytes:
     async for chunk in reply:
         if chunk:
             return chunk
-    raise UpstreamError(200, "the upstream stream ended without any event", error_type="api_error")
+    raise UpstreamError.bad_reply("the upstream stream ended without any event")
 
 
 def _separator(tail: bytes) -> bytes:
@@ -559,8 +553,3 @@ def _separator(tail: bytes) -> bytes:
     if tail.endswith(b"\n\n") or tail.endswith(b"\r\n\r\n"):
         return b""
     return b"\n\n" if not tail.endswith(b"\n") else b"\n"
-
-
-def _is_overload(error: UpstreamError) -> bool:
-    text = f"{error.error_type} {error.message}".lower()
-    return error.status in (429, 529, 503) or "overload" in text or "rate" in text or "throttl" in text

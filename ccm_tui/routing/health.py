@@ -17,8 +17,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ccm_tui.config import RoutingSettings
-from ccm_tui.events import Usage
-from ccm_tui.routing.limits import Failure, FailureKind, QuotaSnapshot, backoff_seconds
+from ccm_tui.core.events import Usage
+from ccm_tui.core.states import FailureKind
+from ccm_tui.routing.limits import Failure, QuotaSnapshot, backoff_seconds
 
 RECENT_WINDOW_SECONDS = 300.0
 RECENT_MAX_SAMPLES = 200

@@ -6,21 +6,13 @@ cool-down sources and the failure classes.
 
 from __future__ import annotations
 
-import re
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from enum import StrEnum
 
-from ccm_tui.providers.base import UpstreamError
-
-
-class FailureKind(StrEnum):
-    COOLDOWN = "cooldown"  # transient: rate limit, overload, 5xx, timeout -> cool down, try the next provider
-    DISABLE = "disable"  # lasting: auth, billing, spend limit -> switch the provider off for a long while
-    SKIP = "skip"  # this request does not fit this provider (too large, model missing) -> next, no penalty
-    CLIENT_ERROR = "client_error"  # the request itself is bad -> answer it, no failover
+from ccm_tui.core.contract import UpstreamError
+from ccm_tui.core.durations import finite_seconds, parse_duration, parse_timestamp
+from ccm_tui.core.states import ErrorOrigin, FailureKind
 
 
 @dataclass(frozen=True)
@@ -65,45 +57,16 @@ class QuotaSnapshot:
 
 # --- header parsing -----------------------------------------------------------------------------------------
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds from a Go-style duration (`12ms`, `6m0s`, `2m59.56s`, `1h2m`) or a bare number of seconds."""
-    text = text.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return None
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return sum(float(number) * scale[unit] for number, unit in parts)
-
-
-def parse_timestamp(text: str) -> float | None:
-    """Unix seconds from RFC 3339 (`2025-08-21T12:40:59Z`) or an HTTP date."""
-    text = text.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
 
 def _int(value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        return int(float(value))
+        number = float(value)
     except ValueError:
         return None
+    # inf, NaN and counts past 64 bits are not quota numbers any vendor sends: ignore them.
+    return int(number) if math.isfinite(number) and abs(number) < 2**63 else None
 
 
 def _window(headers: Mapping[str, str], limit: str, remaining: str, reset: str, now: float) -> QuotaWindow | None:
@@ -158,17 +121,21 @@ def retry_after_from_headers(headers: Mapping[str, str], now: float) -> float | 
     time of whichever rate-limit window is exhausted."""
     if "retry-after-ms" in headers:
         try:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000.0)
+            millis = finite_seconds(float(headers["retry-after-ms"]))
         except ValueError:
-            pass
+            millis = None
+        if millis is not None:
+            return millis / 1000.0
     if "retry-after" in headers:
         raw = headers["retry-after"].strip()
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            at = parse_timestamp(raw)
-            if at is not None:
-                return max(0.0, at - now)
+        seconds = parse_duration(raw)
+        if seconds is not None:
+            return seconds
+        at = parse_timestamp(raw)
+        if at is not None and finite_seconds(at - now) is not None:
+            return at - now
+        if at is not None:
+            return 0.0
     snapshot = quota_from_headers(headers, now)
     if snapshot is not None:
         until = snapshot.exhausted_until(now)
@@ -232,8 +199,9 @@ def classify(error: UpstreamError, now: float) -> Failure:
     text = f"{code} {error.message}".lower()
     reason = _reason(error)
 
-    if status == 0:
-        return Failure(FailureKind.COOLDOWN, None, reason)
+    if error.origin is not ErrorOrigin.HTTP or status is None:
+        # No response, an unusable 2xx or an error event mid-stream: the upstream failed, not the request.
+        return Failure(FailureKind.COOLDOWN, error.retry_after, reason)
     if error.long_quota or code in _SPEND_LIMIT_CODES or kind_of in _SPEND_LIMIT_CODES:
         return Failure(FailureKind.DISABLE, _retry_after(error, now), reason)
     if status == 402 or kind_of in _DISABLE_TYPES or status in (401, 403):
@@ -249,13 +217,37 @@ def classify(error: UpstreamError, now: float) -> Failure:
     return Failure(FailureKind.CLIENT_ERROR, None, reason)
 
 
+_OVERLOAD_STATUSES = (429, 503, 529)
+_OVERLOAD_TYPES = {
+    "overloaded_error",
+    "rate_limit_error",
+    "throttlingexception",
+    "serviceunavailableexception",
+    "modelnotreadyexception",
+    "resource_exhausted",
+    "unavailable",
+    "rate_limit_exceeded",
+}
+
+
+def is_overload(error: UpstreamError) -> bool:
+    """Whether a failure says "too busy / too many requests" (so the client hears overloaded_error).
+
+    Decided by status and the vendor's error type only: message text is the upstream's prose, and words like
+    "failed to generate" must not read as a rate limit.
+    """
+    if error.status in _OVERLOAD_STATUSES:
+        return True
+    return (error.error_type or "").lower() in _OVERLOAD_TYPES or (error.error_code or "").lower() in _OVERLOAD_TYPES
+
+
 def _retry_after(error: UpstreamError, now: float) -> float | None:
     from_headers = retry_after_from_headers(error.headers, now)
     return from_headers if from_headers is not None else error.retry_after
 
 
 def _reason(error: UpstreamError) -> str:
-    if not error.status:
+    if error.origin is not ErrorOrigin.HTTP or not error.status:
         return error.message
     label = str(error.status)
     detail = error.error_code or error.error_type or ""

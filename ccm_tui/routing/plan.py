@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ccm_tui.providers.base import Route
+from ccm_tui.core.contract import Route
 from ccm_tui.routing.strategies import CandidateStats, rank
 
 

@@ -24,8 +24,9 @@ from datetime import UTC, datetime
 from datetime import time as time_of_day
 from typing import Any
 
-from ccm_tui.config import ProviderSettings, Variant, vendor_of
-from ccm_tui.events import Usage
+from ccm_tui.config import ProviderSettings, vendor_of
+from ccm_tui.core.contract import Variant
+from ccm_tui.core.events import Usage
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import sqlite3
 import threading
 import time
@@ -45,7 +44,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ccm_tui.events import AttemptRecord, Event, RequestFinished, SpendAlert, Usage
+from ccm_tui.core.events import AttemptRecord, Event, RequestFinished, SpendAlert, Usage
+from ccm_tui.core.scrub import scrub
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +106,13 @@ _ATTEMPT_COLUMNS = (
     "request_id, n, provider, model, variant, status, outcome, reason, started_at, duration_ms, retry_after"
 )
 
+
 # Upstream error texts sometimes echo a credential ("Incorrect API key provided: sk-…"); history must not keep it.
-_SECRET_LIKE = re.compile(
-    r"\b(?:sk-ant-|sk-or-|sk-proj-|sk-|gsk_|csk-|xai-|ghp_|gho_|github_pat_|AIza|AKIA|ASIA|ya29\.)[A-Za-z0-9_\-.]{6,}"
-    r"|(?i:bearer)\s+[A-Za-z0-9_\-.=]{8,}"
-    r"|[A-Za-z0-9_\-]{40,}"
-)
-
-
 def redact(text: str | None) -> str | None:
     """`text` without anything that looks like a credential, and not longer than a status line needs."""
     if text is None:
         return None
-    cleaned = _SECRET_LIKE.sub("[redacted]", text)
+    cleaned = scrub(text)
     return cleaned if len(cleaned) <= _MAX_TEXT else cleaned[: _MAX_TEXT - 1] + "…"
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ccm_tui.events import (
+from ccm_tui.core.events import (
     AttemptFailed,
     Event,
     ProviderChanged,

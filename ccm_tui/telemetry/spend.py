@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ccm_tui.config import AlertSettings
-from ccm_tui.events import Event, RequestFinished, SpendAlert
+from ccm_tui.core.events import Event, RequestFinished, SpendAlert
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from ccm_tui.events import Usage
-from ccm_tui.providers.base import StreamMeter
+from ccm_tui.core.contract import StreamMeter
+from ccm_tui.core.events import Usage
 
 # Content deltas are nearly every line of a stream and never matter to the meter: skip them unparsed.
 _SKIP_PREFIXES = (b'{"type":"content_block_', b'{"type": "content_block_', b'{"type":"ping"', b'{"type": "ping"')

@@ -8,7 +8,7 @@ All pure: the adapter in providers/openai.py does the HTTP.
 
 from __future__ import annotations
 
-from ccm_tui.translate.openai_errors import error_from_openai, parse_duration
+from ccm_tui.translate.openai_errors import error_from_openai
 from ccm_tui.translate.openai_request import OpenAIQuirks, request_to_openai
 from ccm_tui.translate.openai_response import (
     OpenAIStreamTranslator,
@@ -25,7 +25,6 @@ __all__ = [
     "error_from_openai",
     "message_from_openai",
     "parse_arguments",
-    "parse_duration",
     "request_to_openai",
     "stop_reason_from_openai",
     "stream_error",

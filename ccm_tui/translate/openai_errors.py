@@ -15,38 +15,12 @@ from typing import Any
 
 import orjson
 
-from ccm_tui.providers.base import UpstreamError
+from ccm_tui.core.contract import UpstreamError
+from ccm_tui.core.durations import parse_duration, retry_delay_in_text
+from ccm_tui.core.errors import error_type_for
+from ccm_tui.core.scrub import scrub
 
 _MAX_MESSAGE = 300
-
-# Error types by status for bodies that name none (OpenRouter, plain-text proxies): Anthropic's words.
-_TYPE_BY_STATUS = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    408: "timeout_error",
-    409: "conflict_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-
-# Key-shaped strings some vendors echo back in auth errors: never let them reach logs or history.
-_SECRET = re.compile(
-    r"(sk-[A-Za-z0-9_\-*]{6,}|gsk_[A-Za-z0-9]{6,}|csk-[A-Za-z0-9]{6,}|gh[pousr]_[A-Za-z0-9]{6,}"
-    r"|github_pat_[A-Za-z0-9_]{6,}|AIza[A-Za-z0-9_\-]{10,}|Bearer\s+[A-Za-z0-9._\-]{6,})"
-)
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_RETRY_PHRASE = re.compile(
-    r"(?:try again in|retry after|retry in|wait)\s+"
-    r"((?:\d+(?:\.\d+)?(?:ms|h|m|s))+|\d+(?:\.\d+)?\s*(?:seconds?|secs?|minutes?|mins?))",
-    re.IGNORECASE,
-)
 
 # Daily / per-day quota markers: the limit will not reset within minutes.
 _LONG_QUOTA = re.compile(r"per[ _-]?day|perday|bymodelbyday|requests per day|free-models-per-day|daily", re.IGNORECASE)
@@ -91,12 +65,12 @@ def error_from_openai(status: int, body: bytes, headers: Mapping[str, str], vend
         text = body.decode("utf-8", errors="replace") if body else ""
         message = _plain(text) or f"HTTP {status} from {vendor}"
 
-    retry_after = _retry_after_from_details(details) or _retry_after_from_text(message)
+    retry_after = _retry_after_from_details(details) or retry_delay_in_text(message)
     long_quota = bool(_LONG_QUOTA.search(message)) or _google_daily_quota(details)
     return UpstreamError(
         status,
-        _scrub(message)[:_MAX_MESSAGE],
-        error_type=error_type or _TYPE_BY_STATUS.get(status, "api_error" if status >= 500 else None),
+        scrub(message)[:_MAX_MESSAGE],
+        error_type=error_type or error_type_for(status),
         error_code=error_code,
         headers=lowered,
         retry_after=retry_after,
@@ -125,29 +99,6 @@ def _with_provider(message: str, metadata: dict[str, Any]) -> str:
 def _plain(text: str) -> str:
     text = re.sub(r"<[^>]+>", " ", text)  # an HTML error page from a gateway
     return " ".join(text.split())[:_MAX_MESSAGE]
-
-
-def _scrub(text: str) -> str:
-    return _SECRET.sub("[redacted]", text)
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in `5.289s`, `6m0s`, `250ms`, `20 seconds`, `2 minutes`; None when it is none of those."""
-    text = text.strip().lower()
-    spoken = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(seconds?|secs?|minutes?|mins?)", text)
-    if spoken:
-        value = float(spoken.group(1))
-        return value * 60 if spoken.group(2).startswith("min") else value
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(number + unit for number, unit in parts) != text:
-        return None
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return sum(float(number) * scale[unit] for number, unit in parts)
-
-
-def _retry_after_from_text(message: str) -> float | None:
-    match = _RETRY_PHRASE.search(message)
-    return parse_duration(match.group(1)) if match else None
 
 
 def _retry_after_from_details(details: Any) -> float | None:

@@ -18,8 +18,10 @@ from typing import Any
 
 import orjson
 
-from ccm_tui.events import Usage
-from ccm_tui.providers.base import StreamMeter, UpstreamError
+from ccm_tui.core.contract import StreamMeter, UpstreamError
+from ccm_tui.core.events import Usage
+from ccm_tui.core.scrub import scrub
+from ccm_tui.core.states import ErrorOrigin
 from ccm_tui.translate.openai_request import OpenAIQuirks
 from ccm_tui.translate.sse import encode_event
 
@@ -68,12 +70,12 @@ def stop_reason_from_openai(finish_reason: str | None, has_tool_use: bool) -> st
 def message_from_openai(data: dict[str, Any], requested_model: str) -> tuple[dict[str, Any], Usage]:
     """An Anthropic Message for a non-streaming completion; `model` is what the client asked for."""
     if not isinstance(data, dict):
-        raise UpstreamError(200, "malformed response from upstream", error_type="api_error")
+        raise UpstreamError.bad_reply("malformed response from upstream")
     choices = data.get("choices") or []
     if data.get("error") and not choices:
         raise stream_error(data["error"])
     if not choices or not isinstance(choices[0], dict):
-        raise UpstreamError(200, "upstream response has no choices", error_type="api_error")
+        raise UpstreamError.bad_reply("upstream response has no choices")
     choice = choices[0]
     if choice.get("finish_reason") == "error":
         raise stream_error(choice.get("error") or data.get("error"))
@@ -133,8 +135,9 @@ def stream_error(error: Any) -> UpstreamError:
         word in lowered for word in _OVERLOAD_WORDS
     )
     return UpstreamError(
-        200,
-        message[:300],
+        None,
+        scrub(message)[:300],
+        origin=ErrorOrigin.STREAM,
         error_type="overloaded_error" if overloaded else "api_error",
         error_code=str(code) if code is not None else None,
     )
@@ -181,7 +184,7 @@ class OpenAIStreamTranslator:
         if self._finished:
             return b""
         if not isinstance(chunk, dict):
-            raise UpstreamError(200, "malformed chunk from upstream", error_type="api_error")
+            raise UpstreamError.bad_reply("malformed chunk from upstream")
         if chunk.get("error"):
             raise stream_error(chunk["error"])
         events: list[dict[str, Any]] = []
@@ -214,9 +217,9 @@ class OpenAIStreamTranslator:
         if self._finished:
             return b""
         if not self._started:
-            raise UpstreamError(200, "upstream stream ended without any data", error_type="api_error")
+            raise UpstreamError.bad_reply("upstream stream ended without any data")
         if self._finish_reason is None and not saw_done:
-            raise UpstreamError(200, "upstream stream ended before it finished", error_type="api_error")
+            raise UpstreamError.bad_reply("upstream stream ended before it finished")
         self._finished = True
         events: list[dict[str, Any]] = []
         if self._awaiting_name is not None:
@@ -280,7 +283,7 @@ class OpenAIStreamTranslator:
             self._awaiting_name = call
         elif call.closed:
             # Anthropic blocks cannot be reopened; the vendor interleaved arguments of parallel calls.
-            raise UpstreamError(200, "upstream interleaved tool-call arguments", error_type="api_error")
+            raise UpstreamError.bad_reply("upstream interleaved tool-call arguments")
         if function.get("name") and not call.name:
             call.name = function["name"]
         arguments = function.get("arguments")

@@ -30,7 +30,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ccm_tui.config import Settings
-from ccm_tui.events import Event, ProviderChanged, RequestFinished, RequestStarted, RoutingChanged, SpendAlert
+from ccm_tui.core.events import Event, ProviderChanged, RequestFinished, RequestStarted, RoutingChanged, SpendAlert
 from ccm_tui.format import countdown, usd
 from ccm_tui.proxy.server import BindError, bind_socket, serve
 from ccm_tui.runtime import Runtime, StartupError, check_proxy_key

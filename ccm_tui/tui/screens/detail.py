@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding
 
-from ccm_tui.events import RequestFinished
+from ccm_tui.core.events import RequestFinished
 from ccm_tui.format import ms, usd
 from ccm_tui.tui.screens.info import InfoModal
 

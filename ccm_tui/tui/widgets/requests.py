@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ccm_tui.events import RequestFinished
+from ccm_tui.core.events import RequestFinished
 from ccm_tui.format import attempt_label, ms, tokens, usd
 
 MAX_LINES = 5000

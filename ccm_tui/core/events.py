@@ -36,7 +36,7 @@ class AttemptRecord:
     provider: str
     model: str
     variant: str
-    status: int  # upstream HTTP status; 0 when no response (timeout, refused)
+    status: int | None  # upstream HTTP status; None when there was none (refused, timed out, unusable reply)
     outcome: str  # "ok", or a FailureKind value: "cooldown", "disable", "skip", "client_error", "stream_error"
     reason: str  # short human text, never a key
     started_at: float
