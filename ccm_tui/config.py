@@ -19,6 +19,7 @@ from typing import Any
 import platformdirs
 
 from ccm_tui.core.contract import Variant
+from ccm_tui.core.vendors import environment_vendors, vendor_for_url, vendor_or_custom
 from ccm_tui.models import TIERS
 
 PROVIDER_KINDS = ("anthropic", "openai", "bedrock", "vertex", "gemini")
@@ -62,7 +63,7 @@ class ProviderSettings:
     api_key_env: str | None = None
     models: Mapping[str, tuple[Variant, ...]] = field(default_factory=dict)
     enabled: bool = True
-    vendor: str | None = None  # quirks-table key for the OpenAI family; guessed from base_url when absent
+    vendor: str | None = None  # a core/vendors.py row name; guessed from base_url when absent
     region: str | None = None
     project: str | None = None
     credentials_file: str | None = None
@@ -147,69 +148,18 @@ def load_settings(explicit: str | os.PathLike[str] | None = None, environ: Mappi
     return _replace(settings, source=path)
 
 
-# Providers enabled from well-known environment variables when there is no config file.
-ENVIRONMENT_PROVIDERS: tuple[tuple[str, str, str, str | None, dict[str, str]], ...] = (
-    ("anthropic", "anthropic", "ANTHROPIC_API_KEY", "https://api.anthropic.com", {}),
-    (
-        "openrouter",
-        "openai",
-        "OPENROUTER_API_KEY",
-        "https://openrouter.ai/api/v1",
-        {
-            "haiku": "anthropic/claude-haiku-4.5",
-            "sonnet": "anthropic/claude-sonnet-4.5",
-            "opus": "anthropic/claude-opus-4.5",
-        },
-    ),
-    (
-        "openai",
-        "openai",
-        "OPENAI_API_KEY",
-        "https://api.openai.com/v1",
-        {"haiku": "gpt-5-mini", "sonnet": "gpt-5", "opus": "gpt-5", "default": "gpt-5"},
-    ),
-    (
-        "groq",
-        "openai",
-        "GROQ_API_KEY",
-        "https://api.groq.com/openai/v1",
-        {"haiku": "llama-3.1-8b-instant", "sonnet": "openai/gpt-oss-120b", "default": "openai/gpt-oss-120b"},
-    ),
-    (
-        "cerebras",
-        "openai",
-        "CEREBRAS_API_KEY",
-        "https://api.cerebras.ai/v1",
-        {"haiku": "llama3.1-8b", "sonnet": "gpt-oss-120b", "default": "gpt-oss-120b"},
-    ),
-    (
-        "github",
-        "openai",
-        "GITHUB_TOKEN",
-        "https://models.github.ai/inference",
-        {"haiku": "openai/gpt-4.1-mini", "sonnet": "openai/gpt-4.1", "default": "openai/gpt-4.1"},
-    ),
-    (
-        "gemini",
-        "gemini",
-        "GEMINI_API_KEY",
-        None,
-        {"haiku": "gemini-2.5-flash", "sonnet": "gemini-2.5-pro", "opus": "gemini-2.5-pro"},
-    ),
-)
-
-
 def providers_from_environment(environ: Mapping[str, str]) -> tuple[ProviderSettings, ...]:
+    """One provider per registry vendor whose key variable is set (core/vendors.py says which, in what order)."""
     providers = []
-    for name, kind, env, base_url, models in ENVIRONMENT_PROVIDERS:
-        if environ.get(env):
+    for row in environment_vendors():
+        if row.api_key_env and environ.get(row.api_key_env):
             providers.append(
                 ProviderSettings(
-                    name=name,
-                    kind=kind,
-                    base_url=base_url,
-                    api_key_env=env,
-                    models={tier: (Variant.parse(model),) for tier, model in models.items()},
+                    name=row.name,
+                    kind=row.kind,
+                    base_url=row.base_url,
+                    api_key_env=row.api_key_env,
+                    models={tier: (Variant.parse(model),) for tier, model in row.environment_models},
                 )
             )
     return tuple(providers)
@@ -399,7 +349,7 @@ def _parse_provider(table: _Reader) -> ProviderSettings:
         raise table.error("headers", "values must be strings")
     api_key_env = table.str("api_key_env")
     if kind == "gemini" and api_key_env is None:
-        api_key_env = "GEMINI_API_KEY"
+        api_key_env = vendor_or_custom("gemini").api_key_env
 
     return ProviderSettings(
         name=name,
@@ -422,30 +372,12 @@ def _parse_provider(table: _Reader) -> ProviderSettings:
     )
 
 
-_VENDOR_HOSTS = (
-    ("openrouter", "openrouter.ai"),
-    ("groq", "groq.com"),
-    ("cerebras", "cerebras.ai"),
-    ("github", "models.github.ai"),
-    ("github", "models.inference.ai.azure.com"),
-    ("gemini", "generativelanguage.googleapis.com"),
-    ("openai", "api.openai.com"),
-)
-
-
 def vendor_of(provider: ProviderSettings) -> str:
-    """Which vendor's quirks, error shapes and prices apply: the `vendor` key, else guessed from the URL.
-
-    For kinds other than `openai` the kind is the vendor; an unknown OpenAI-compatible host is "custom".
+    """Which vendor's registry row (quirks, error shapes, prices) applies: the `vendor` key, else guessed from
+    the URL. For kinds other than `openai` the kind is the vendor; an unknown OpenAI-compatible host is "custom".
     """
     if provider.vendor:
         return provider.vendor
     if provider.kind != "openai":
         return provider.kind
-    from urllib.parse import urlparse
-
-    host = urlparse(provider.base_url or "").hostname or ""
-    for vendor, marker in _VENDOR_HOSTS:
-        if host == marker or host.endswith("." + marker):
-            return vendor
-    return "custom"
+    return vendor_for_url(provider.base_url)

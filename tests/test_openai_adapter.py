@@ -15,7 +15,7 @@ from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError, Variant
 from ccm_tui.core.states import ErrorOrigin, TransportFailure
 from ccm_tui.demo.upstreams import OpenAIMock
-from ccm_tui.providers.openai import OpenAIProvider, quirks_for
+from ccm_tui.providers.openai import OpenAIProvider
 
 KEY = "sk-test-0123456789abcdef"
 BASH = {
@@ -422,19 +422,3 @@ async def test_count_tokens_has_no_native_counter(mock: OpenAIMock) -> None:
     finally:
         await provider.aclose()
     assert mock.requests == []
-
-
-@pytest.mark.parametrize(
-    ("vendor", "model", "developer", "sampling"),
-    [
-        ("openai", "gpt-5", True, False),
-        ("openai", "o3-mini", True, False),
-        ("openai", "gpt-4.1", False, True),
-        ("github", "openai/o4-mini", True, False),
-        ("openrouter", "openai/gpt-5", False, True),
-        ("groq", "openai/gpt-oss-120b", False, True),
-    ],
-)
-def test_quirks_for_reasoning_models(vendor: str, model: str, developer: bool, sampling: bool) -> None:
-    quirks = quirks_for(vendor, model)
-    assert (quirks.system_role == "developer", quirks.sampling_params) == (developer, sampling)

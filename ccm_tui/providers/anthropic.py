@@ -17,11 +17,12 @@ from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, StreamMeter, StreamReply, UpstreamError
 from ccm_tui.core.events import Usage
 from ccm_tui.core.states import TransportFailure
+from ccm_tui.core.vendors import vendor_or_custom
 from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all, transport_error
+from ccm_tui.providers.headers import request_headers
 from ccm_tui.translate.anthropic_stream import AnthropicStreamMeter
 from ccm_tui.translate.continuity import sanitize_history_for_anthropic_target
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
 # Fields the count_tokens endpoint accepts (PROTOCOLS.md §1.9); anything else is a 400 there.
 _COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control")
 
@@ -60,7 +61,7 @@ def usage_from(fields: Any) -> Usage:
 class AnthropicProvider:
     def __init__(self, settings: ProviderSettings, routing: RoutingSettings) -> None:
         self.settings = settings
-        self.base_url = settings.base_url or DEFAULT_BASE_URL
+        self.base_url = settings.base_url or vendor_or_custom("anthropic").base_url_for() or ""
         self._client = make_http_client(settings, routing)
         self._key: str | None = None
 
@@ -77,7 +78,6 @@ class AnthropicProvider:
             "content-type": "application/json",
             "accept-encoding": "identity",  # streamed bytes are relayed raw (see metered_anthropic_sse)
             "anthropic-version": request.anthropic_version,
-            **self.settings.headers,
         }
         if self._key:
             headers["x-api-key"] = self._key
@@ -85,7 +85,7 @@ class AnthropicProvider:
         betas = request.betas if allowed is None else tuple(b for b in request.betas if b in allowed)
         if betas:
             headers["anthropic-beta"] = ",".join(betas)
-        return headers
+        return request_headers(headers, self.settings.headers)
 
     def _body(self, request: ProxyRequest, route: Route) -> bytes:
         """The client's bytes when nothing must change (the common case), else a re-serialised body:

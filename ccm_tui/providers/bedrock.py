@@ -1,6 +1,7 @@
 """AWS Bedrock adapter: Claude through InvokeModel / InvokeModelWithResponseStream.
 
-Auth is an API key (`Authorization: Bearer`, from set_api_key or AWS_BEARER_TOKEN_BEDROCK) or SigV4 with
+Auth is an API key (`Authorization: Bearer`, from set_api_key or the registry's key variable,
+AWS_BEARER_TOKEN_BEDROCK), the user's own `authorization` header, or SigV4 (over the final headers) with
 credentials from botocore's standard chain (env, profile, SSO, container, instance), resolved in a thread and
 refreshed before they expire. Streams arrive as AWS eventstream frames (decoded with botocore's
 EventStreamBuffer) and leave as Anthropic SSE. Errors are normalised from `x-amzn-ErrorType` + body into
@@ -28,13 +29,15 @@ from botocore.eventstream import EventStreamBuffer, EventStreamMessage, ParserEr
 from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, StreamMeter, StreamReply, UpstreamError
 from ccm_tui.core.states import TransportFailure
+from ccm_tui.core.vendors import vendor_or_custom
 from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all, transport_error
+from ccm_tui.providers.headers import configures, request_headers
 from ccm_tui.translate.anthropic_stream import apply_event, usage_of
 from ccm_tui.translate.continuity import BEDROCK_DEFAULT_BETAS, cloud_claude_body, filter_betas
 from ccm_tui.translate.sse import encode_event
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
-BEARER_ENV = "AWS_BEARER_TOKEN_BEDROCK"
+_VENDOR = vendor_or_custom("bedrock")
 _REFRESH_MARGIN = 300.0  # seconds before expiry at which temporary credentials are renewed
 _COUNT_TIMEOUT = httpx.Timeout(10.0)
 # Cross-region inference profile prefixes; CountTokens only knows the base model id behind them.
@@ -84,7 +87,7 @@ class BedrockProvider:
     def __init__(self, settings: ProviderSettings, routing: RoutingSettings) -> None:
         self.settings = settings
         self._client = make_http_client(settings, routing)
-        self._env_bearer = os.environ.get(BEARER_ENV) or None
+        self._env_bearer = os.environ.get(_VENDOR.api_key_env or "") or None
         self._api_key = self._env_bearer
         self._aws = AwsCredentialSource()
         self._allowed_betas = settings.betas if settings.betas is not None else BEDROCK_DEFAULT_BETAS
@@ -94,7 +97,7 @@ class BedrockProvider:
 
     @property
     def has_credentials(self) -> bool:
-        return bool(self._api_key) or not self._aws.missing
+        return bool(self._api_key) or configures(self.settings.headers, "authorization") or not self._aws.missing
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -112,17 +115,21 @@ class BedrockProvider:
         return body
 
     def _url(self, model: str, region: str, action: str) -> str:
-        base = self.settings.base_url or f"https://bedrock-runtime.{region}.amazonaws.com"
+        base = self.settings.base_url or _VENDOR.base_url_for(region) or ""
         # ":" stays raw: the HTTP transport (yarl) would decode %3A anyway, and the signature must cover the
         # path exactly as sent. "/" inside an ARN must be escaped to stay one path segment.
         return f"{base.rstrip('/')}/model/{quote(model, safe=':')}/{action}"
 
     async def _headers(self, url: str, content: bytes, region: str, accept: str) -> dict[str, str]:
-        headers = {**self.settings.headers, "content-type": "application/json", "accept": accept}
+        defaults = {"content-type": "application/json", "accept": accept}
         if accept != "application/json":
-            headers["x-amzn-bedrock-accept"] = "application/json"
+            defaults["x-amzn-bedrock-accept"] = "application/json"
         if self._api_key:
-            return {**headers, "authorization": f"Bearer {self._api_key}"}
+            defaults["authorization"] = f"Bearer {self._api_key}"
+        headers = request_headers(defaults, self.settings.headers)
+        if "authorization" in headers:
+            return headers  # an API key, or the user's own authorization header: nothing to sign
+        # Signed last, so the signature covers the user's headers exactly as they are sent.
         credentials = await self._aws.get()
         signed = AWSRequest(method="POST", url=url, data=content, headers=headers)
         SigV4Auth(credentials, "bedrock", region).add_auth(signed)

@@ -19,21 +19,22 @@ import orjson
 from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, StreamMeter, StreamReply, UpstreamError
 from ccm_tui.core.states import TransportFailure
+from ccm_tui.core.vendors import vendor_or_custom
 from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all, transport_error
 from ccm_tui.providers.google_auth import google_error
+from ccm_tui.providers.headers import configures, request_headers
 from ccm_tui.translate.anthropic_stream import apply_event, usage_of
 from ccm_tui.translate.gemini import GeminiStreamTranslator, anthropic_message, gemini_request
 from ccm_tui.translate.sse import SseParser, encode_event
 
-GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
-DEFAULT_KEY_ENV = "GEMINI_API_KEY"
+_VENDOR = vendor_or_custom("gemini")
 _VERSION_SEGMENT = re.compile(r"/v\d+(?:(?:alpha|beta)\d*)?$")
 _COUNT_TIMEOUT = httpx.Timeout(10.0)
 
 
 def gemini_base_url(base_url: str | None) -> str:
     """The versioned API root; a base_url without a version segment gets v1beta (functions, thinking config)."""
-    base = (base_url or GEMINI_BASE_URL).rstrip("/")
+    base = (base_url or _VENDOR.base_url_for() or "").rstrip("/")
     return base if _VERSION_SEGMENT.search(base) else base + "/v1beta"
 
 
@@ -41,7 +42,7 @@ class GeminiProvider:
     def __init__(self, settings: ProviderSettings, routing: RoutingSettings) -> None:
         self.settings = settings
         self._client = make_http_client(settings, routing)
-        self._env_key = os.environ.get(settings.api_key_env or DEFAULT_KEY_ENV) or None
+        self._env_key = os.environ.get(settings.api_key_env or _VENDOR.api_key_env or "") or None
         self._api_key = self._env_key
         self._base = gemini_base_url(settings.base_url)
 
@@ -50,7 +51,7 @@ class GeminiProvider:
 
     @property
     def has_credentials(self) -> bool:
-        return bool(self._api_key)
+        return bool(self._api_key) or configures(self.settings.headers, "x-goog-api-key")
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -59,9 +60,12 @@ class GeminiProvider:
         return f"{self._base}/models/{quote(model.removeprefix('models/'), safe='')}:{action}"
 
     async def _post(self, url: str, payload: dict[str, Any], **kw: Any) -> httpx.Response:
-        if not self._api_key:
+        defaults = {"content-type": "application/json"}
+        if self._api_key:
+            defaults["x-goog-api-key"] = self._api_key
+        elif not configures(self.settings.headers, "x-goog-api-key"):
             raise UpstreamError(401, "no Gemini API key configured", error_type="UNAUTHENTICATED")
-        headers = {**self.settings.headers, "content-type": "application/json", "x-goog-api-key": self._api_key}
+        headers = request_headers(defaults, self.settings.headers)
         request = self._client.build_request("POST", url, content=orjson.dumps(payload), headers=headers, **kw)
         return await open_response(self._client, request, google_error)
 

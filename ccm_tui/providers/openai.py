@@ -3,13 +3,11 @@ endpoint and any custom Chat Completions server.
 
 Thin I/O only: translate the Anthropic request (translate/openai_request.py), POST it to
 `{base_url}/chat/completions`, and hand back an Anthropic Message or Anthropic SSE produced by the translators.
-Vendor differences live in the VENDORS quirks table; model-family differences in `quirks_for`.
+Vendor and model-family differences come from the vendor registry (core/vendors.py `openai_quirks`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from collections.abc import AsyncIterator, Iterable
 
 import httpx
@@ -17,63 +15,13 @@ import orjson
 
 from ccm_tui.config import ProviderSettings, RoutingSettings, vendor_of
 from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, StreamMeter, StreamReply, UpstreamError
+from ccm_tui.core.vendors import CUSTOM, openai_quirks, vendor_or_custom
 from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all, transport_error
+from ccm_tui.providers.headers import request_headers
 from ccm_tui.translate.openai_errors import error_from_openai
 from ccm_tui.translate.openai_request import OpenAIQuirks, request_to_openai
 from ccm_tui.translate.openai_response import OpenAIStreamTranslator, message_from_openai
 from ccm_tui.translate.sse import SseEvent, SseParser
-
-VENDORS: dict[str, OpenAIQuirks] = {
-    "openai": OpenAIQuirks(use_max_completion_tokens=True, reasoning_request="effort"),
-    # OpenRouter reserves credit for max_tokens up front: an uncapped 128k request fails with 402 on small balances.
-    "openrouter": OpenAIQuirks(
-        default_max_output_tokens=32000,
-        reasoning_request="openrouter",
-        reasoning_deltas=True,
-        extra_headers=(("X-Title", "ccm-tui"),),
-    ),
-    "groq": OpenAIQuirks(use_max_completion_tokens=True, default_max_output_tokens=32768, usage_in_x_groq=True),
-    # Cerebras reserves prompt + max_completion_tokens against the per-minute token bucket: keep the cap low.
-    "cerebras": OpenAIQuirks(use_max_completion_tokens=True, default_max_output_tokens=8192, parallel_tool_calls=False),
-    "github": OpenAIQuirks(
-        default_max_output_tokens=4000,  # the free tiers' per-request output limit
-        extra_headers=(("Accept", "application/vnd.github+json"), ("X-GitHub-Api-Version", "2022-11-28")),
-    ),
-    "gemini": OpenAIQuirks(
-        default_max_output_tokens=65536,
-        reasoning_request="effort",
-        parallel_tool_calls=False,
-        send_user=False,
-        gemini_schema=True,
-    ),
-    "custom": OpenAIQuirks(),
-}
-
-# Where each vendor's Chat Completions API lives when the settings name no base_url (kind "gemini" providers
-# configured from the environment have none).
-DEFAULT_BASE_URLS = {
-    "openai": "https://api.openai.com/v1",
-    "openrouter": "https://openrouter.ai/api/v1",
-    "groq": "https://api.groq.com/openai/v1",
-    "cerebras": "https://api.cerebras.ai/v1",
-    "github": "https://models.github.ai/inference",
-    "gemini": "https://generativelanguage.googleapis.com/v1beta/openai",
-}
-
-# OpenAI reasoning models (o1, o3, o4-mini, gpt-5 ...) want the developer role and max_completion_tokens, and
-# refuse temperature / top_p / stop. GitHub Models and custom gateways serve them under `openai/o3` and the like.
-_REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
-_REASONING_VENDORS = frozenset({"openai", "github", "custom"})
-
-
-def quirks_for(vendor: str, model: str) -> OpenAIQuirks:
-    """The quirks for one vendor and model: the vendor's row, adjusted for OpenAI reasoning models."""
-    quirks = VENDORS.get(vendor, VENDORS["custom"])
-    if vendor in _REASONING_VENDORS and _REASONING_MODEL.match(model.rsplit("/", 1)[-1].lower()):
-        quirks = dataclasses.replace(
-            quirks, system_role="developer", use_max_completion_tokens=True, sampling_params=False
-        )
-    return quirks
 
 
 class OpenAIProvider:
@@ -84,7 +32,7 @@ class OpenAIProvider:
         self.vendor = vendor_of(settings)
         self._api_key: str | None = None
         self._client = make_http_client(settings, routing)
-        base_url = settings.base_url or DEFAULT_BASE_URLS.get(self.vendor, "")
+        base_url = settings.base_url or vendor_or_custom(self.vendor).chat_completions_base_url or ""
         self.endpoint = f"{base_url.rstrip('/')}/chat/completions"
 
     def set_api_key(self, key: str | None) -> None:
@@ -93,7 +41,7 @@ class OpenAIProvider:
     @property
     def has_credentials(self) -> bool:
         # A custom endpoint configured without a key variable is taken to be keyless (a local server).
-        return self._api_key is not None or (self.vendor == "custom" and not self.settings.api_key_env)
+        return self._api_key is not None or (self.vendor == CUSTOM and not self.settings.api_key_env)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -102,7 +50,7 @@ class OpenAIProvider:
         return None  # Chat Completions has no token-counting endpoint; the caller estimates
 
     async def send(self, request: ProxyRequest, route: Route) -> Reply:
-        quirks = quirks_for(self.vendor, route.model)
+        quirks = openai_quirks(self.vendor, route.model)
         body = request_to_openai(request.body, route.model, quirks, max_output_tokens=self.settings.max_output_tokens)
         http_request = self._client.build_request(
             "POST", self.endpoint, content=orjson.dumps(body), headers=self._headers(quirks, request.stream)
@@ -113,12 +61,11 @@ class OpenAIProvider:
         return await self._message_reply(response, request.model, streaming_wanted=request.stream)
 
     def _headers(self, quirks: OpenAIQuirks, stream: bool) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
-        headers.update(quirks.headers)
+        accept = "text/event-stream" if stream else "application/json"
+        headers = {"content-type": "application/json", "accept": accept, **quirks.headers}  # a vendor's Accept wins
         if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        headers.update(self.settings.headers)  # the user's own headers win (gateways, org ids)
-        return headers
+            headers["authorization"] = f"Bearer {self._api_key}"
+        return request_headers(headers, self.settings.headers)
 
     def _error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
         return error_from_openai(status, body, headers, self.vendor)

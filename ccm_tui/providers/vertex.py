@@ -16,9 +16,11 @@ import orjson
 
 from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, StreamMeter, StreamReply, UpstreamError
+from ccm_tui.core.vendors import vendor_or_custom
 from ccm_tui.providers.anthropic import metered_anthropic_sse
 from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all
 from ccm_tui.providers.google_auth import GoogleTokenSource, google_error
+from ccm_tui.providers.headers import configures, request_headers
 from ccm_tui.translate.anthropic_stream import usage_of
 from ccm_tui.translate.continuity import (
     CLOUD_CLAUDE_KEYS,
@@ -35,12 +37,8 @@ _COUNT_TIMEOUT = httpx.Timeout(10.0)
 
 
 def vertex_base_url(region: str) -> str:
-    """The API root for a region: global and the multi-regions have their own hosts."""
-    if region == "global":
-        return "https://aiplatform.googleapis.com/v1"
-    if region in ("us", "eu"):
-        return f"https://aiplatform.{region}.rep.googleapis.com/v1"
-    return f"https://{region}-aiplatform.googleapis.com/v1"
+    """The API root for a region: global and the multi-regions have their own hosts (see the registry row)."""
+    return vendor_or_custom("vertex").base_url_for(region) or ""
 
 
 class VertexProvider:
@@ -57,7 +55,8 @@ class VertexProvider:
 
     @property
     def has_credentials(self) -> bool:
-        return bool(self._static_token) or not self._tokens.missing
+        user_token = configures(self.settings.headers, "authorization")
+        return bool(self._static_token) or user_token or not self._tokens.missing
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -69,10 +68,12 @@ class VertexProvider:
         return f"{base}/projects/{project}/locations/{region}/publishers/anthropic/models/{model_action}"
 
     async def _post(self, url: str, payload: dict[str, Any], betas: list[str], **kw: Any) -> httpx.Response:
-        token = self._static_token or await self._tokens.token()
-        headers = {**self.settings.headers, "content-type": "application/json", "authorization": f"Bearer {token}"}
+        defaults = {"content-type": "application/json"}
+        if not configures(self.settings.headers, "authorization"):  # else the user's own token is the credential
+            defaults["authorization"] = f"Bearer {self._static_token or await self._tokens.token()}"
         if betas:
-            headers["anthropic-beta"] = ",".join(betas)
+            defaults["anthropic-beta"] = ",".join(betas)
+        headers = request_headers(defaults, self.settings.headers)
         request = self._client.build_request("POST", url, content=orjson.dumps(payload), headers=headers, **kw)
         try:
             return await open_response(self._client, request, google_error)

@@ -27,23 +27,9 @@ from typing import Any
 from ccm_tui.config import ProviderSettings, vendor_of
 from ccm_tui.core.contract import Variant
 from ccm_tui.core.events import Usage
+from ccm_tui.core.vendors import vendor
 
 log = logging.getLogger(__name__)
-
-# Our vendor (config.vendor_of) -> genai-prices provider id. Any other vendor string is tried as a genai-prices
-# id first (users may set vendor = "mistral", "together", ...), then like "custom".
-PRICE_PROVIDER_IDS: dict[str, str] = {
-    "anthropic": "anthropic",
-    "openai": "openai",
-    "openrouter": "openrouter",
-    "groq": "groq",
-    "cerebras": "cerebras",
-    "bedrock": "aws",
-    "vertex": "google",
-    "gemini": "google",
-}
-# Vendors whose catalog prices don't apply: GitHub Models is free within its rate limits.
-FREE_VENDORS = frozenset({"github"})
 
 _PER_MTOK = 1_000_000.0
 # Time-of-day prices (off-peak discounts) are re-resolved this often.
@@ -140,10 +126,12 @@ _MISSING: Any = object()
 
 def resolve_price(settings: ProviderSettings, model: str, now: float) -> ResolvedPrice | None:
     """Rates for `model` on this provider: the user's override, else the catalog; None when unknown."""
-    vendor = vendor_of(settings)
-    catalog = None if vendor in FREE_VENDORS else _catalog_price(vendor, model, now)
+    vendor_name = vendor_of(settings)
+    row = vendor(vendor_name)
+    free = row is not None and row.free
+    catalog = None if free else _catalog_price(vendor_name, model, now)
     if settings.price_input_mtok is None and settings.price_output_mtok is None:
-        if vendor in FREE_VENDORS:
+        if free:
             return ResolvedPrice(FREE)
         return catalog
     return _with_override(catalog, settings.price_input_mtok, settings.price_output_mtok)
@@ -164,13 +152,12 @@ def _with_override(catalog: ResolvedPrice | None, input_mtok: float | None, outp
     return ResolvedPrice(Rates(input_rate, output_rate, cache_write, cache_read), expires_at=expires_at)
 
 
-def _catalog_price(vendor: str, model: str, now: float) -> ResolvedPrice | None:
-    if vendor in PRICE_PROVIDER_IDS:
-        provider_ids: tuple[str | None, ...] = (PRICE_PROVIDER_IDS[vendor],)
-    elif vendor == "custom":
-        provider_ids = (None,)
-    else:
-        provider_ids = (vendor, None)
+def _catalog_price(vendor_name: str, model: str, now: float) -> ResolvedPrice | None:
+    """The catalog's price. A registry vendor is looked up under its genai-prices id (any provider when it has
+    none); any other vendor string (users may set vendor = "mistral", "together", ...) is tried as a
+    genai-prices id first, then under any provider."""
+    row = vendor(vendor_name)
+    provider_ids: tuple[str | None, ...] = (row.price_provider_id,) if row is not None else (vendor_name, None)
     for provider_id in provider_ids:
         for model_ref in _model_refs(model):
             calculation = _lookup(model_ref, provider_id)

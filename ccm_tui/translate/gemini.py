@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from ccm_tui.core.vendors import GEMINI_OUTPUT_CAP
 from ccm_tui.translate.continuity import GEMINI_SIGNATURE_PREFIX
 from ccm_tui.translate.gemini_schema import clean_schema, gemini_tools
 
@@ -42,7 +43,7 @@ __all__ = [
 SIGNATURE_ID_MARK = "__gsig_"
 # Google's documented value for function calls whose history did not come from Gemini.
 PLACEHOLDER_THOUGHT_SIGNATURE = "skip_thought_signature_validator"
-DEFAULT_MAX_OUTPUT_TOKENS = 65536
+DEFAULT_MAX_OUTPUT_TOKENS = GEMINI_OUTPUT_CAP
 MAX_STOP_SEQUENCES = 5
 
 _REFUSAL_REASONS = frozenset(

@@ -1,7 +1,7 @@
 """Anthropic Messages request -> OpenAI Chat Completions request (pure; PROTOCOLS.md §2.4).
 
-Also holds OpenAIQuirks, the per-vendor differences that change the translated body. The adapter
-(providers/openai.py) picks the quirks for a vendor and model; nothing here does I/O. The response side
+OpenAIQuirks, the per-vendor differences that change the translated body, live in the vendor registry
+(core/vendors.py); the adapter picks them for a vendor and model. Nothing here does I/O. The response side
 (message, stream, errors) lives in translate/openai_response.py.
 """
 
@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from ccm_tui.core.vendors import OpenAIQuirks
 
 # Server tools carry a dated type (web_search_20250305, bash_20250124, text_editor_20250728 ...): they run on
 # Anthropic's side or have a schema only Claude knows, so an OpenAI model cannot use them.
@@ -29,30 +30,6 @@ _GEMINI_UNSUPPORTED_SCHEMA_KEYS = frozenset(
 )
 
 _MAX_USER_ID_LENGTH = 64  # OpenAI rejects longer `user` values; Claude Code's user_id is a long JSON string
-
-
-@dataclass(frozen=True)
-class OpenAIQuirks:
-    """What one OpenAI-compatible vendor (or model family) does differently from api.openai.com defaults."""
-
-    system_role: str = "system"  # "developer" for OpenAI reasoning models
-    use_max_completion_tokens: bool = False  # send max_completion_tokens instead of the deprecated max_tokens
-    max_stop_sequences: int | None = 4
-    default_max_output_tokens: int | None = None  # cap for max_tokens when the provider settings give none
-    stream_include_usage: bool = True  # stream_options.include_usage is accepted (otherwise no usage in streams)
-    usage_in_x_groq: bool = False  # Groq streams put the final usage in chunk["x_groq"]["usage"]
-    reasoning_request: str | None = None  # "effort" (reasoning_effort), "openrouter" (reasoning{max_tokens}), None
-    reasoning_deltas: bool = False  # responses carry reasoning fields (dropped by the translator, see there)
-    sampling_params: bool = True  # temperature/top_p/stop accepted (OpenAI reasoning models refuse them)
-    parallel_tool_calls: bool = True  # the parallel_tool_calls field is accepted
-    send_user: bool = True  # the `user` field is accepted
-    gemini_schema: bool = False  # strip JSON-Schema keywords Gemini rejects
-    extra_headers: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return dict(self.extra_headers)
-
 
 OPENAI_MAX_TOOL_ID = 40  # OpenAI rejects longer ids (string_above_max_length)
 
