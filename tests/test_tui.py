@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -353,6 +354,17 @@ async def test_tab_moves_focus_between_the_requests_and_the_providers(first) -> 
         assert isinstance(app.focused, ProvidersPanel)
         await pilot.press("tab")
         assert isinstance(app.focused, RequestLog)
+
+
+async def test_print_with_flush_while_the_dashboard_runs_is_captured_not_an_error(first) -> None:
+    # Textual captures print() while the app runs and calls App._flush(stderr=...) on flush=True: the app
+    # must not shadow that method (it once did, and this raised TypeError).
+    async with dashboard([anthropic_provider("first", first.url)]) as (app, pilot):
+        print("from a library", flush=True)
+        print("to stderr", file=sys.stderr, flush=True)
+        await ask(app)
+        await wait_until(pilot, lambda: request_lines(app))  # the stream is still drawn after the prints
+        assert app.is_running
 
 
 @pytest.mark.parametrize("key", ["q", "ctrl+q"])

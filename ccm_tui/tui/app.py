@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 Notice = tuple[str, str]  # (level, message) for a stream line that is not a bus event
 
-FLUSH_SECONDS = 0.1
+DRAW_SECONDS = 0.1
 MAX_HELD_WHILE_MODAL = 5000
 PANEL_SECONDS = 1.0
 
@@ -82,7 +82,7 @@ class CcmApp(App[int]):
         self.runtime: Runtime | None = None
         self.ready = asyncio.Event()
         self.requests_today = 0
-        self._pending: list[tuple[float, Event | Notice]] = []  # (when, what), drawn by _flush
+        self._pending: list[tuple[float, Event | Notice]] = []  # (when, what), drawn by _draw_pending
         self._log_handler: TuiLogHandler | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------------
@@ -110,7 +110,7 @@ class CcmApp(App[int]):
         if self.demo and self.synthetic_client:
             self.service.start_synthetic_client()
         self._notice("ok", self._welcome())
-        self.set_interval(FLUSH_SECONDS, self._flush)
+        self.set_interval(DRAW_SECONDS, self._draw_pending)
         self.set_interval(PANEL_SECONDS, self.refresh_panels)
         self.refresh_panels()
         self.query_one(RequestLog).focus()
@@ -177,7 +177,8 @@ class CcmApp(App[int]):
         """A line for the stream outside the bus: "ok", "warning" or "error"."""
         self._pending.append((self.clock(), (level, message)))
 
-    def _flush(self) -> None:
+    def _draw_pending(self) -> None:
+        # Not `_flush`: Textual's App._flush(stderr) is what print(..., flush=True) calls while the app runs.
         if not self._pending or not self.is_running:  # shutting down: the dashboard may be gone already
             return
         if len(self.screen_stack) > 1 and len(self._pending) < MAX_HELD_WHILE_MODAL:
