@@ -52,6 +52,10 @@ def load(args: argparse.Namespace) -> Settings:
             f"refusing to listen on {settings.server.host} without a proxy key: set [server] auth_key_env to the "
             "name of an environment variable holding the key clients must send, or listen on 127.0.0.1."
         )
+    if settings.keys:  # checked for `serve` too: one config file, one verdict
+        from ccm_tui.tui.keymap import keymap
+
+        keymap(settings)
     return settings
 
 

@@ -34,6 +34,7 @@ from ccm_tui.proxy.server import BindError
 from ccm_tui.runtime import Runtime, StartupError
 from ccm_tui.service import Service, bind
 from ccm_tui.tui.commands import COMMANDS, bindings
+from ccm_tui.tui.keymap import keymap
 from ccm_tui.tui.logs import TuiLogHandler, configure_file_logging
 from ccm_tui.tui.screens.detail import RequestDetail
 from ccm_tui.tui.screens.help import HelpScreen
@@ -92,6 +93,7 @@ class CcmApp(App[int]):
         yield Footer()
 
     async def on_mount(self) -> None:
+        self.set_keymap(keymap(self.settings))  # [keys]; cli.py has already reported any problem in it
         # SIGINT stays Textual's (ctrl+c is a key here); q and ctrl+q quit the same way as these.
         self.service.stop_on_signals(
             (signal.SIGTERM, signal.SIGHUP), lambda: self.run_worker(self.action_quit(), exclusive=True)
