@@ -9,15 +9,16 @@ import argparse
 import asyncio
 import logging
 import signal
+import socket
 import sys
-from dataclasses import replace
 
 from ccm_tui import __version__
 from ccm_tui.config import ConfigError, Settings, load_settings
 from ccm_tui.core.events import RequestFinished
 from ccm_tui.format import request_line
-from ccm_tui.proxy.server import BindError, bind_socket, is_loopback, serve
-from ccm_tui.runtime import Runtime, StartupError
+from ccm_tui.proxy.server import BindError, is_loopback
+from ccm_tui.runtime import StartupError
+from ccm_tui.service import Service, bind
 
 log = logging.getLogger("ccm_tui")
 
@@ -51,6 +52,10 @@ def load(args: argparse.Namespace) -> Settings:
             f"refusing to listen on {settings.server.host} without a proxy key: set [server] auth_key_env to the "
             "name of an environment variable holding the key clients must send, or listen on 127.0.0.1."
         )
+    if settings.keys:  # checked for `serve` too: one config file, one verdict
+        from ccm_tui.tui.keymap import keymap
+
+        keymap(settings)
     return settings
 
 
@@ -92,8 +97,8 @@ def run_headless(settings: Settings, demo: bool = False) -> int:
         )
         return 2
     try:
-        sock = bind_socket(settings.server.host, settings.server.port)
-    except BindError as exc:
+        sock = bind(settings)
+    except (BindError, StartupError) as exc:
         print(f"ccm-tui: {exc}", file=sys.stderr)
         return 2
     try:
@@ -101,45 +106,26 @@ def run_headless(settings: Settings, demo: bool = False) -> int:
     except StartupError as exc:
         print(f"ccm-tui: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before the signal handlers are in place
         return 0
 
 
-async def _headless(settings: Settings, sock: object, demo: bool) -> int:
-    import socket
-
-    assert isinstance(sock, socket.socket)
-    host, port = sock.getsockname()[:2]
-    demo_upstreams = client = None
-    if demo:
-        from ccm_tui.demo.simulation import SyntheticClient, start_demo_upstreams
-
-        demo_upstreams = await start_demo_upstreams()
-        settings = replace(settings, providers=demo_upstreams.settings_providers())
-    runtime = Runtime(settings)
-    await runtime.start()
-    runtime.bus.subscribe(lambda e: log.info("%s", request_line(e)) if isinstance(e, RequestFinished) else None)
-    shutdown = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(signum, shutdown.set)
-    base_url = f"http://{host}:{port}"
-    names = ", ".join(runtime.engine.providers) or "none"
-    print(f"ccm-tui {__version__} proxy on {base_url}  (providers: {names})", file=sys.stderr)
-    print(f"  point Claude Code at it: ANTHROPIC_BASE_URL={base_url} claude", file=sys.stderr, flush=True)
-    if demo:
-        from ccm_tui.demo.simulation import SyntheticClient
-
-        client = SyntheticClient(base_url)
-        client.start()
+async def _headless(settings: Settings, sock: socket.socket, demo: bool) -> int:
+    service = Service(settings, sock, demo=demo)
     try:
-        await serve(runtime.app, sock, shutdown)
+        runtime = await service.start()
+        runtime.bus.subscribe(lambda e: log.info("%s", request_line(e)) if isinstance(e, RequestFinished) else None)
+        service.stop_on_signals((signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+        names = ", ".join(runtime.engine.providers) or "none"
+        print(f"ccm-tui {__version__} proxy on {service.base_url}  (providers: {names})", file=sys.stderr)
+        print(f"  point Claude Code at it: ANTHROPIC_BASE_URL={service.base_url} claude", file=sys.stderr, flush=True)
+        if demo:
+            service.start_synthetic_client()
+        await service.wait()
     finally:
-        if client is not None:
-            await client.stop()
-        await runtime.aclose()
-        if demo_upstreams is not None:
-            await demo_upstreams.stop()
+        await service.stop()
+    if service.failure is not None:  # already logged by the service
+        return 1
     print("ccm-tui: stopped", file=sys.stderr)
     return 0
 

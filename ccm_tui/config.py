@@ -93,6 +93,9 @@ class Settings:
     providers: tuple[ProviderSettings, ...] = ()
     history_path: Path | None = None  # None = <user data dir>/ccm-tui/history.sqlite3
     history_enabled: bool = True
+    # [keys]: binding id -> the keys that replace its defaults; which ids and key names exist is the TUI's
+    # fact, checked by tui/keymap.py (config reads only the table's shape).
+    keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     source: Path | None = None  # the file these settings came from, if any
 
     def with_server(self, host: str | None = None, port: int | None = None) -> Settings:
@@ -231,7 +234,7 @@ class _Reader:
 
 def parse_settings(data: Mapping[str, Any], source: str) -> Settings:
     root = _Reader(source, data, "")
-    root.reject_unknown({"server", "routing", "alerts", "history", "providers"})
+    root.reject_unknown({"server", "routing", "alerts", "history", "providers", "keys"})
 
     server_table = root.table_of("server")
     server_table.reject_unknown({"host", "port", "auth_key_env", "max_body_mb"})
@@ -285,7 +288,21 @@ def parse_settings(data: Mapping[str, Any], source: str) -> Settings:
         providers=providers,
         history_path=Path(history_path).expanduser() if history_path else None,
         history_enabled=history_table.bool("enabled", True),
+        keys=_parse_keys(root.table_of("keys")),
     )
+
+
+def _parse_keys(table: _Reader) -> dict[str, tuple[str, ...]]:
+    keys: dict[str, tuple[str, ...]] = {}
+    for binding_id, value in table.table.items():
+        entries = [value] if isinstance(value, str) else value
+        if not isinstance(entries, list) or not entries or not all(isinstance(e, str) for e in entries):
+            raise table.error(binding_id, f"must be a key or a non-empty list of keys, got {value!r}")
+        for entry in entries:
+            if not entry.strip() or "," in entry or entry != entry.strip():
+                raise table.error(binding_id, f'{entry!r} is not one key (list several as ["a", "b"])')
+        keys[binding_id] = tuple(entries)
+    return keys
 
 
 _PROVIDER_KEYS = {

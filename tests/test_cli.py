@@ -51,6 +51,8 @@ def write_config(tmp_path: Path, text: str) -> Path:
         ),
         ("[server\n", "not valid TOML"),
         ("[colour]\n", "colour: unknown key"),
+        ("[keys]\nstrategy = 'x'\n", "keys.strategy: unknown binding id"),
+        ("[keys]\nquit = 'escpe'\n", "keys.quit: unknown key name 'escpe'"),
     ],
 )
 async def test_invalid_config_is_one_line_naming_file_and_key(tmp_path, text, expected) -> None:

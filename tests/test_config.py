@@ -9,6 +9,7 @@ import pytest
 from ccm_tui.config import ConfigError, ProviderSettings, load_settings, vendor_of
 from ccm_tui.core.contract import Variant
 from ccm_tui.models import tier_for_model
+from ccm_tui.tui.keymap import keymap
 
 
 @pytest.mark.parametrize(
@@ -141,6 +142,11 @@ opus = ["us.anthropic.claude-opus-4-1-20250805-v1:0", "us.anthropic.claude-opus-
             "providers[0].models.sonnet: must be a model id or a non-empty list",
         ),
         ("providers = 3\n", "providers: must be an array of tables"),
+        ("keys = 'q'\n", "keys: must be a table"),
+        ("[keys]\nhelp = 3\n", "keys.help: must be a key or a non-empty list of keys, got 3"),
+        ("[keys]\nhelp = []\n", "keys.help: must be a key or a non-empty list of keys"),
+        ("[keys]\nhelp = 'h,f1'\n", "keys.help: 'h,f1' is not one key"),
+        ("[keys]\nhelp = ['']\n", "keys.help: '' is not one key"),
     ],
 )
 def test_validation_names_file_key_and_problem(tmp_path: Path, text, fragment) -> None:
@@ -148,6 +154,34 @@ def test_validation_names_file_key_and_problem(tmp_path: Path, text, fragment) -
     path.write_text(text)
     with pytest.raises(ConfigError) as raised:
         load_settings(path, {})
+    assert str(raised.value).startswith(f"{path}: ") and fragment in str(raised.value)
+
+
+def test_keys_table_remaps_bindings_by_id(tmp_path: Path) -> None:
+    path = tmp_path / "keys.toml"
+    path.write_text("[keys]\ncycle-strategy = 'x'\nquit = ['ctrl+x', 'f10']\nhelp = '/'\n")
+    settings = load_settings(path, {})
+    assert settings.keys == {"cycle-strategy": ("x",), "quit": ("ctrl+x", "f10"), "help": ("/",)}
+    assert keymap(settings) == {"cycle-strategy": "x", "quit": "ctrl+x,f10", "help": "/"}
+    path.write_text("[server]\nport = 8083\n")
+    assert load_settings(path, {}).keys == {} and keymap(load_settings(path, {})) == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[keys]\nstrategy = 'x'\n", "keys.strategy: unknown binding id (expected one of: toggle-provider-1,"),
+        ("[keys]\nquit = 'escpe'\n", "keys.quit: unknown key name 'escpe'"),
+        ("[keys]\nquit = 'cmd+q'\n", "keys.quit: unknown modifier 'cmd'"),
+        ("[keys]\nhelp = 's'\n", "keys.help: 's' is already bound to cycle-strategy"),
+        ("[keys]\nhelp = 'question_mark'\nfollow = '?'\n", "keys.help: 'question_mark' is already bound to follow"),
+    ],
+)
+def test_keys_naming_an_unknown_binding_or_key_or_a_taken_key_is_an_error(tmp_path: Path, text, fragment) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        keymap(load_settings(path, {}))
     assert str(raised.value).startswith(f"{path}: ") and fragment in str(raised.value)
 
 

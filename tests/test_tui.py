@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -59,10 +60,12 @@ def openai_provider(name: str, url: str) -> ProviderSettings:
 
 @asynccontextmanager
 async def dashboard(
-    providers: Sequence[ProviderSettings], messages: list[Message] | None = None
+    providers: Sequence[ProviderSettings],
+    messages: list[Message] | None = None,
+    keys: dict[str, tuple[str, ...]] | None = None,
 ) -> AsyncIterator[tuple[CcmApp, Pilot[Any]]]:
     """The app on an ephemeral port, its dashboard up; the run ends when the block does (or on q)."""
-    settings = Settings(providers=tuple(providers), history_enabled=False)
+    settings = Settings(providers=tuple(providers), history_enabled=False, keys=keys or {})
     app = CcmApp(settings, bind_socket("127.0.0.1", 0), environ={"UPSTREAM_KEY": UPSTREAM_KEY})
     hook = messages.append if messages is not None else None
     async with app.run_test(size=SIZE, message_hook=hook) as pilot:
@@ -354,6 +357,36 @@ async def test_tab_moves_focus_between_the_requests_and_the_providers(first) -> 
         assert isinstance(app.focused, ProvidersPanel)
         await pilot.press("tab")
         assert isinstance(app.focused, RequestLog)
+
+
+async def test_print_with_flush_while_the_dashboard_runs_is_captured_not_an_error(first) -> None:
+    # Textual captures print() while the app runs and calls App._flush(stderr=...) on flush=True: the app
+    # must not shadow that method (it once did, and this raised TypeError).
+    async with dashboard([anthropic_provider("first", first.url)]) as (app, pilot):
+        print("from a library", flush=True)
+        print("to stderr", file=sys.stderr, flush=True)
+        await ask(app)
+        await wait_until(pilot, lambda: request_lines(app))  # the stream is still drawn after the prints
+        assert app.is_running
+
+
+async def test_keys_table_remaps_a_binding_and_its_old_key_does_nothing(first) -> None:
+    keys = {"cycle-strategy": ("x",), "pause": ("f6", "ctrl+t")}
+    async with dashboard([anthropic_provider("first", first.url)], keys=keys) as (app, pilot):
+        engine = app.runtime.engine
+        start = engine.strategy
+        await pilot.press("s", "p")  # the defaults no longer do anything
+        await pilot.pause()
+        assert engine.strategy == start and not engine.paused
+        await pilot.press("x")
+        assert engine.strategy == STRATEGIES[(STRATEGIES.index(start) + 1) % len(STRATEGIES)]
+        await pilot.press("f6")
+        assert engine.paused
+        await pilot.press("ctrl+t")
+        assert not engine.paused
+        await pilot.pause()
+        footer = screen_text(app).splitlines()[-1]
+        assert "x Strategy" in footer and "s Strategy" not in footer
 
 
 @pytest.mark.parametrize("key", ["q", "ctrl+q"])

@@ -2,7 +2,11 @@
 
 The socket is bound before anything else starts (a busy port fails with one clear line, port 0 yields a
 known port), then handed to hypercorn. hypercorn never installs signal handlers: the caller owns shutdown
-through an asyncio.Event, and serve() returns after in-flight streams have drained (or the grace period).
+through an asyncio.Event, and serve() returns after in-flight streams have drained or, at the drain
+deadline, been ended as client disconnects (InFlight). The deadline is enforced here, not left to
+hypercorn's `graceful_timeout`: on Python 3.12+ hypercorn first waits for every connection to close
+(asyncio's Server.wait_closed), so a stream that never ends would hold the shutdown forever
+(pgjones/hypercorn#308).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import errno
 import logging
 import socket
+from typing import Any
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
@@ -19,6 +24,7 @@ from quart import Quart
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 30.0
+CLOSE_SECONDS = 5.0  # after the drain deadline, for ended requests to unwind and connections to close
 
 
 class BindError(Exception):
@@ -60,7 +66,53 @@ def hypercorn_config(sock: socket.socket, drain_seconds: float = DRAIN_SECONDS) 
     return config
 
 
+class InFlight:
+    """Wraps the ASGI app so the drain deadline can end the requests still running.
+
+    At the deadline every request's `receive` reports `http.disconnect`, exactly what a client hanging up
+    delivers: Quart cancels the handler, the engine closes the upstream and records the request as a client
+    disconnect (499), so nothing is lost. (Cancelling the ASGI call instead, as hypercorn's graceful timeout
+    does, leaves Quart's handler task running on its own with the upstream open.)"""
+
+    def __init__(self, app: Quart) -> None:
+        self.app = app
+        self.deadline = asyncio.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def receive_until_deadline() -> Any:
+            message = asyncio.ensure_future(receive())
+            deadline = asyncio.ensure_future(self.deadline.wait())
+            try:
+                await asyncio.wait({message, deadline}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                deadline.cancel()
+                if not message.done():
+                    message.cancel()
+            if message.cancelled():
+                return {"type": "http.disconnect"}
+            return message.result()
+
+        await self.app(scope, receive_until_deadline, send)
+
+
 async def serve(app: Quart, sock: socket.socket, shutdown: asyncio.Event, drain_seconds: float = DRAIN_SECONDS) -> None:
-    """Serve until `shutdown` is set, then drain in-flight requests and return."""
-    config = hypercorn_config(sock, drain_seconds)
-    await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, mode="asgi")
+    """Serve until `shutdown` is set, then stop accepting and return once in-flight requests have finished;
+    those still running after `drain_seconds` are ended as if their clients had disconnected."""
+    in_flight = InFlight(app)
+    deadline: asyncio.TimerHandle | None = None
+
+    async def stop_accepting() -> None:
+        nonlocal deadline
+        await shutdown.wait()
+        deadline = asyncio.get_running_loop().call_later(drain_seconds, in_flight.deadline.set)
+
+    config = hypercorn_config(sock, drain_seconds + CLOSE_SECONDS)
+    try:
+        await hypercorn_serve(in_flight, config, shutdown_trigger=stop_accepting, mode="asgi")  # type: ignore[arg-type]
+    finally:
+        if deadline is not None:
+            deadline.cancel()

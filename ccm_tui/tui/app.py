@@ -1,10 +1,11 @@
 """CcmApp: the Textual dashboard and the proxy in one process and one event loop.
 
-The listening socket is bound before the screen switches (a busy port fails cleanly). On mount the app
-starts the runtime (keys, prices, history: all off the loop), then serves hypercorn as a task of the running
-App. Bus events are buffered (stamped with the app clock) and drawn every 100 ms; panels refresh in place
-once a second. Quitting (q, ctrl+q, SIGTERM, SIGHUP) stops accepting, drains in-flight streams, closes
-clients and flushes history; any other exit (an error, a test harness) does the same on unmount.
+The proxy's lifecycle is service.py's, shared with `ccm-tui serve`: the socket is bound before the screen
+switches (a busy port fails cleanly); on mount the app starts the service (keys, prices, history: all off
+the loop, then hypercorn as a task of the running App). Bus events are buffered (stamped with the app
+clock) and drawn every 100 ms; panels refresh in place once a second. Quitting (q, ctrl+q, SIGTERM,
+SIGHUP) stops accepting, drains in-flight streams, closes clients and flushes history; any other exit (an
+error, a test harness) does the same on unmount.
 
 Everything on screen that depends on the time reads `clock` (default time.time), so tests and screenshots
 can pin it.
@@ -13,15 +14,12 @@ can pin it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
-from typing import Any
 
 from rich.text import Text
 from textual.app import App, ComposeResult, SystemCommand
@@ -32,9 +30,11 @@ from textual.widgets import Footer, Static
 from ccm_tui.config import Settings
 from ccm_tui.core.events import Event, ProviderChanged, RequestFinished, RequestStarted, RoutingChanged, SpendAlert
 from ccm_tui.format import countdown, usd
-from ccm_tui.proxy.server import BindError, bind_socket, serve
-from ccm_tui.runtime import Runtime, StartupError, check_proxy_key
+from ccm_tui.proxy.server import BindError
+from ccm_tui.runtime import Runtime, StartupError
+from ccm_tui.service import Service, bind
 from ccm_tui.tui.commands import COMMANDS, bindings
+from ccm_tui.tui.keymap import keymap
 from ccm_tui.tui.logs import TuiLogHandler, configure_file_logging
 from ccm_tui.tui.screens.detail import RequestDetail
 from ccm_tui.tui.screens.help import HelpScreen
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 Notice = tuple[str, str]  # (level, message) for a stream line that is not a bus event
 
-FLUSH_SECONDS = 0.1
+DRAW_SECONDS = 0.1
 MAX_HELD_WHILE_MODAL = 5000
 PANEL_SECONDS = 1.0
 
@@ -72,27 +72,18 @@ class CcmApp(App[int]):
     ) -> None:
         super().__init__()
         self.settings = settings
-        self.sock = sock
-        host, port = sock.getsockname()[:2]
-        self.base_url = f"http://{host}:{port}"
+        self.service = Service(settings, sock, demo=demo, environ=environ, clock=clock)
+        self.base_url = self.service.base_url
         # What the screen tells users to point Claude Code at; only screenshots pin it to a fixed port.
         self.display_url = display_url or self.base_url
         self.clock = clock
         self.demo = demo
         self.demo_reason = demo_reason
         self.synthetic_client = synthetic_client
-        self.environ = environ
         self.runtime: Runtime | None = None
         self.ready = asyncio.Event()
         self.requests_today = 0
-        self._pending: list[tuple[float, Event | Notice]] = []  # (when, what), drawn by _flush
-        self._stop_serving = asyncio.Event()
-        self._server_task: asyncio.Task[None] | None = None
-        self._quitting = False
-        self._stop_lock = asyncio.Lock()
-        self._stopped = False
-        self._demo_upstreams: Any = None
-        self._client: Any = None
+        self._pending: list[tuple[float, Event | Notice]] = []  # (when, what), drawn by _draw_pending
         self._log_handler: TuiLogHandler | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------------
@@ -102,21 +93,14 @@ class CcmApp(App[int]):
         yield Footer()
 
     async def on_mount(self) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            # Not available off the main thread (tests) or on some platforms: q still quits.
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, lambda: self.run_worker(self.action_quit(), exclusive=True))
-        self._log_handler = TuiLogHandler(loop, self._notice)
+        self.set_keymap(keymap(self.settings))  # [keys]; cli.py has already reported any problem in it
+        # SIGINT stays Textual's (ctrl+c is a key here); q and ctrl+q quit the same way as these.
+        self.service.stop_on_signals(
+            (signal.SIGTERM, signal.SIGHUP), lambda: self.run_worker(self.action_quit(), exclusive=True)
+        )
+        self._log_handler = TuiLogHandler(asyncio.get_running_loop(), self._notice)
         logging.getLogger().addHandler(self._log_handler)
-        settings = self.settings
-        if self.demo:
-            from ccm_tui.demo.simulation import start_demo_upstreams
-
-            self._demo_upstreams = await start_demo_upstreams()
-            settings = replace(settings, providers=self._demo_upstreams.settings_providers())
-        runtime = Runtime(settings, environ=self.environ, clock=self.clock)
-        await runtime.start()
+        runtime = await self.service.start()
         self.runtime = runtime
         self.requests_today = runtime.requests_before_start
         runtime.bus.subscribe(self._on_event)
@@ -125,15 +109,10 @@ class CcmApp(App[int]):
         if runtime.recent_before_start:  # where the last session left off (from history)
             self.query_one(RequestLog).append([(request_text(e), e) for e in runtime.recent_before_start])
             self._notice("ok", f"{len(runtime.recent_before_start)} earlier requests loaded from history")
-        self._server_task = asyncio.create_task(serve(runtime.app, self.sock, self._stop_serving), name="ccm-proxy")
-        self._server_task.add_done_callback(self._server_stopped)
         if self.demo and self.synthetic_client:
-            from ccm_tui.demo.simulation import SyntheticClient
-
-            self._client = SyntheticClient(self.base_url)
-            self._client.start()
+            self.service.start_synthetic_client()
         self._notice("ok", self._welcome())
-        self.set_interval(FLUSH_SECONDS, self._flush)
+        self.set_interval(DRAW_SECONDS, self._draw_pending)
         self.set_interval(PANEL_SECONDS, self.refresh_panels)
         self.refresh_panels()
         self.query_one(RequestLog).focus()
@@ -171,48 +150,26 @@ class CcmApp(App[int]):
             )
         return f"Listening. Point Claude Code here: ANTHROPIC_BASE_URL={self.display_url} claude"
 
-    def _server_stopped(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None and not self._quitting:
-            log.error("the proxy server stopped: %s", task.exception())
-
     async def action_quit(self) -> None:
-        if self._quitting:
+        if self.service.stopping.is_set():
             return
-        self._quitting = True
+        self.service.request_stop()
         runtime = self.runtime
         if runtime is not None and runtime.engine.in_flight:
             self.notify(f"Draining {runtime.engine.in_flight} in-flight request(s)…", timeout=30)
-        await self._stop_proxy()
+        await self._stop_service()
         self.exit(0)
 
     async def on_unmount(self) -> None:
         # Exits that bypass action_quit (an exception, App.exit from a test or a screenshot run) must still
         # free the port, close the upstream clients and flush history.
-        self._quitting = True
-        await self._stop_proxy()
+        await self._stop_service()
 
-    async def _stop_proxy(self) -> None:
-        async with self._stop_lock:  # action_quit and on_unmount may overlap; stop once
-            if self._stopped:
-                return
-            self._stopped = True
-            self._stop_serving.set()
-            if self._client is not None:
-                await self._client.stop()
-            if self._server_task is not None:
-                await asyncio.wait({self._server_task})
-            else:
-                self.sock.close()
-            if self.runtime is not None:
-                await self.runtime.aclose()
-            if self._demo_upstreams is not None:
-                await self._demo_upstreams.stop()
-            if self._log_handler is not None:
-                logging.getLogger().removeHandler(self._log_handler)
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGHUP):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.remove_signal_handler(signum)
+    async def _stop_service(self) -> None:
+        await self.service.stop()  # idempotent: action_quit and on_unmount may overlap
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
+            self._log_handler = None
 
     # --- events -> screen ------------------------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
@@ -222,7 +179,8 @@ class CcmApp(App[int]):
         """A line for the stream outside the bus: "ok", "warning" or "error"."""
         self._pending.append((self.clock(), (level, message)))
 
-    def _flush(self) -> None:
+    def _draw_pending(self) -> None:
+        # Not `_flush`: Textual's App._flush(stderr) is what print(..., flush=True) calls while the app runs.
         if not self._pending or not self.is_running:  # shutting down: the dashboard may be gone already
             return
         if len(self.screen_stack) > 1 and len(self._pending) < MAX_HELD_WHILE_MODAL:
@@ -365,8 +323,7 @@ def run_tui(settings: Settings, demo: bool = False) -> int:
     if not settings.providers and not demo:
         demo, demo_reason = True, "no providers configured: set a key or write a config to use real ones"
     try:
-        check_proxy_key(settings)
-        sock = bind_socket(settings.server.host, settings.server.port)
+        sock = bind(settings)
     except (BindError, StartupError) as exc:
         print(f"ccm-tui: {exc}", file=sys.stderr)
         return 2
