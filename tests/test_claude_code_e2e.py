@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from ccm_tui.config import ProviderSettings, Variant
-from ccm_tui.demo.cloud_mocks import BedrockMock, GeminiMock, VertexMock
 from ccm_tui.demo.mockserver import MockServer
-from ccm_tui.demo.upstreams import AnthropicMock, OpenAIMock
 from ccm_tui.events import AttemptFailed
+from tests.mocks.cloud_mocks import BedrockMock, GeminiMock, VertexMock
+from tests.mocks.upstreams import AnthropicMock, OpenAIMock
 
 pytestmark = pytest.mark.e2e
 

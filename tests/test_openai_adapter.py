@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
-from ccm_tui.demo.upstreams import OpenAIMock
 from ccm_tui.providers.base import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError
 from ccm_tui.providers.openai import OpenAIProvider, quirks_for
+from tests.mocks.upstreams import OpenAIMock
 
 KEY = "sk-test-0123456789abcdef"
 BASH = {

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
-from ccm_tui.demo.upstreams import AnthropicMock, OpenAIMock
 from ccm_tui.events import AttemptFailed
 from tests.conftest import free_port
+from tests.mocks.upstreams import AnthropicMock, OpenAIMock
 
 
 def anthropic_provider(name: str, url: str, **extra: object) -> ProviderSettings:

@@ -27,7 +27,6 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from ccm_tui.config import ProviderSettings, Settings, Variant
-from ccm_tui.demo.upstreams import AnthropicMock, OpenAIMock
 from ccm_tui.events import RequestFinished, Usage
 from ccm_tui.proxy.server import bind_socket
 from ccm_tui.routing.strategies import STRATEGIES
@@ -40,6 +39,7 @@ from ccm_tui.tui.screens.keys import KeyEntry
 from ccm_tui.tui.widgets.providers import ProvidersPanel
 from ccm_tui.tui.widgets.requests import RequestLog
 from tests.conftest import MemoryKeyring
+from tests.mocks.upstreams import AnthropicMock, OpenAIMock
 from tests.tui_snapshot_app import wait_until
 
 UPSTREAM_KEY = "sk-upstream-secret-0123456789"
