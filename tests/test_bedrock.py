@@ -17,9 +17,9 @@ from botocore.eventstream import EventStreamBuffer
 from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import MessageReply, Route, StreamReply, UpstreamError, Variant
 from ccm_tui.core.states import ErrorOrigin, TransportFailure
-from ccm_tui.demo.anthropic_script import parse_sse, stream_grammar_problem
-from ccm_tui.demo.cloud_mocks import BedrockMock, eventstream_frame, split_at_odd_boundaries
 from ccm_tui.providers.bedrock import BedrockProvider
+from tests.mocks.anthropic_script import parse_sse, stream_grammar_problem
+from tests.mocks.cloud_mocks import BedrockMock, eventstream_frame, split_at_odd_boundaries
 from tests.stream_helpers import make_request, read_all, sdk_message
 
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"

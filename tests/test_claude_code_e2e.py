@@ -19,9 +19,9 @@ import pytest
 from ccm_tui.config import ProviderSettings
 from ccm_tui.core.contract import Variant
 from ccm_tui.core.events import AttemptFailed
-from ccm_tui.demo.cloud_mocks import BedrockMock, GeminiMock, VertexMock
 from ccm_tui.demo.mockserver import MockServer
-from ccm_tui.demo.upstreams import AnthropicMock, OpenAIMock
+from tests.mocks.cloud_mocks import BedrockMock, GeminiMock, VertexMock
+from tests.mocks.upstreams import AnthropicMock, OpenAIMock
 
 pytestmark = pytest.mark.e2e
 

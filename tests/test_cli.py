@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ccm_tui.demo.upstreams import AnthropicMock
 from ccm_tui.proxy.server import bind_socket
+from tests.mocks.upstreams import AnthropicMock
 
 BANNER = re.compile(r"proxy on (http://127\.0\.0\.1:\d+)")
 

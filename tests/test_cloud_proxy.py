@@ -24,11 +24,11 @@ import pytest
 from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import Variant
 from ccm_tui.core.events import AttemptFailed, ProviderChanged
-from ccm_tui.demo.anthropic_script import estimate_tokens, parse_sse
-from ccm_tui.demo.cloud_mocks import BedrockMock, GeminiMock, VertexMock
-from ccm_tui.demo.gemini_mock import PLACEHOLDER_SIGNATURE
 from ccm_tui.demo.mockserver import MockServer
-from ccm_tui.demo.upstreams import AnthropicMock, OpenAIMock
+from tests.mocks.anthropic_script import estimate_tokens, parse_sse
+from tests.mocks.cloud_mocks import BedrockMock, GeminiMock, VertexMock
+from tests.mocks.gemini_mock import PLACEHOLDER_SIGNATURE
+from tests.mocks.upstreams import AnthropicMock, OpenAIMock
 
 BEDROCK_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 VERTEX_MODEL = "claude-sonnet-4-5@20250929"

@@ -18,7 +18,7 @@ from ccm_tui.demo.simulation import (
     SyntheticClient,
     start_demo_upstreams,
 )
-from ccm_tui.demo.upstreams import AnthropicMock
+from tests.mocks.upstreams import AnthropicMock
 
 ANTHROPIC_HEADERS = {"x-api-key": DEMO_API_KEY, "anthropic-version": "2023-06-01"}
 HELLO = [{"role": "user", "content": "Why does my test fail?"}]

@@ -12,9 +12,9 @@ from anthropic.types import Message
 from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError, Variant
 from ccm_tui.core.states import ErrorOrigin, TransportFailure
-from ccm_tui.demo.anthropic_script import parse_sse, stream_grammar_problem
-from ccm_tui.demo.cloud_mocks import GeminiMock
 from ccm_tui.providers.gemini import GeminiProvider, gemini_base_url
+from tests.mocks.anthropic_script import parse_sse, stream_grammar_problem
+from tests.mocks.cloud_mocks import GeminiMock
 from tests.stream_helpers import read_all, sdk_message
 
 ROUTE = Route("gemini", Variant("gemini-2.5-pro"))

@@ -20,8 +20,8 @@ import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
 
 from ccm_tui.demo.scenarios import go_duration, split_words
-from ccm_tui.demo.upstreams import VENDORS, AnthropicMock, OpenAIMock
 from ccm_tui.translate.sse import SseParser
+from tests.mocks.upstreams import VENDORS, AnthropicMock, OpenAIMock
 
 MODEL = "claude-sonnet-4-6"
 HELLO = [{"role": "user", "content": "Why does my test fail?"}]

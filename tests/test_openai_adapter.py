@@ -14,8 +14,8 @@ import pytest
 from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError, Variant
 from ccm_tui.core.states import ErrorOrigin, TransportFailure
-from ccm_tui.demo.upstreams import OpenAIMock
 from ccm_tui.providers.openai import OpenAIProvider
+from tests.mocks.upstreams import OpenAIMock
 
 KEY = "sk-test-0123456789abcdef"
 BASH = {

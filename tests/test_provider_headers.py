@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
-from ccm_tui.core.contract import MessageReply, Route
-from ccm_tui.demo.cloud_mocks import BedrockMock, GeminiMock, VertexMock
+from ccm_tui.config import ProviderSettings, RoutingSettings
+from ccm_tui.core.contract import MessageReply, Route, Variant
 from ccm_tui.demo.mockserver import MockServer
-from ccm_tui.demo.upstreams import AnthropicMock, OpenAIMock
 from ccm_tui.providers import build_provider
 from ccm_tui.providers.headers import configures, request_headers
+from tests.mocks.cloud_mocks import BedrockMock, GeminiMock, VertexMock
+from tests.mocks.upstreams import AnthropicMock, OpenAIMock
 from tests.stream_helpers import make_request
 
 USER_KEY = "user-gateway-key"

@@ -9,9 +9,9 @@ import pytest
 
 from ccm_tui.config import ProviderSettings
 from ccm_tui.core.contract import Variant
-from ccm_tui.demo.upstreams import AnthropicMock, OpenAIMock
 from ccm_tui.proxy.server import bind_socket
 from ccm_tui.runtime import Runtime, StartupError
+from tests.mocks.upstreams import AnthropicMock, OpenAIMock
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import Variant
 from ccm_tui.core.events import AttemptFailed
-from ccm_tui.demo.upstreams import AnthropicMock, OpenAIMock
 from tests.conftest import free_port
+from tests.mocks.upstreams import AnthropicMock, OpenAIMock
 
 
 def anthropic_provider(name: str, url: str, **extra: object) -> ProviderSettings:

@@ -13,12 +13,12 @@ import httpx
 import pytest
 
 from ccm_tui.config import ProviderSettings, ServerSettings, Settings
-from ccm_tui.demo.upstreams import AnthropicMock
-from ccm_tui.events import Event, RequestFinished
+from ccm_tui.core.events import Event, RequestFinished
 from ccm_tui.proxy.server import CLOSE_SECONDS, bind_socket
 from ccm_tui.runtime import StartupError
 from ccm_tui.service import Service, bind
 from ccm_tui.telemetry.history import HistoryReader
+from tests.mocks.upstreams import AnthropicMock
 
 STREAM = {
     "model": "claude-sonnet-4-6",

@@ -8,7 +8,6 @@ import pytest
 from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message
 
-from ccm_tui.demo.anthropic_script import stream_grammar_problem
 from ccm_tui.translate.gemini import (
     PLACEHOLDER_THOUGHT_SIGNATURE,
     GeminiStreamTranslator,
@@ -20,6 +19,7 @@ from ccm_tui.translate.gemini import (
     stop_reason_for,
     usage_fields,
 )
+from tests.mocks.anthropic_script import stream_grammar_problem
 
 
 def sdk_message(events: list[dict[str, Any]]) -> Any:

@@ -30,7 +30,6 @@ from textual.widgets import Static
 from ccm_tui.config import ProviderSettings, Settings
 from ccm_tui.core.contract import Variant
 from ccm_tui.core.events import RequestFinished, Usage
-from ccm_tui.demo.upstreams import AnthropicMock, OpenAIMock
 from ccm_tui.proxy.server import bind_socket
 from ccm_tui.routing.strategies import STRATEGIES
 from ccm_tui.secrets import SERVICE
@@ -42,6 +41,7 @@ from ccm_tui.tui.screens.keys import KeyEntry
 from ccm_tui.tui.widgets.providers import ProvidersPanel
 from ccm_tui.tui.widgets.requests import RequestLog
 from tests.conftest import MemoryKeyring
+from tests.mocks.upstreams import AnthropicMock, OpenAIMock
 from tests.tui_snapshot_app import wait_until
 
 UPSTREAM_KEY = "sk-upstream-secret-0123456789"

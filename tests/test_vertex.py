@@ -12,9 +12,9 @@ from anthropic.types import Message
 from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import MessageReply, Route, StreamReply, UpstreamError, Variant
 from ccm_tui.core.states import ErrorOrigin, TransportFailure
-from ccm_tui.demo.anthropic_script import parse_sse, stream_grammar_problem
-from ccm_tui.demo.cloud_mocks import VertexMock
 from ccm_tui.providers.vertex import VertexProvider, vertex_base_url
+from tests.mocks.anthropic_script import parse_sse, stream_grammar_problem
+from tests.mocks.cloud_mocks import VertexMock
 from tests.stream_helpers import make_request, read_all, sdk_message
 
 MODEL = "claude-sonnet-4-5@20250929"

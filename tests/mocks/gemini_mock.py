@@ -1,7 +1,7 @@
 """Mock Gemini API: generateContent and streamGenerateContent?alt=sse under v1 and v1beta, plus countTokens.
 
 Checks the API key, the function-calling history (response counts, thought signatures it issued or Google's
-placeholder) and rejects schema keywords Gemini does not know. Scenarios: see demo/cloud_mocks.py.
+placeholder) and rejects schema keywords Gemini does not know. Scenarios: see cloud_mocks.py.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ccm_tui.demo import anthropic_script as script
 from ccm_tui.demo.mockserver import MockServer
-from ccm_tui.demo.vertex_mock import google_error_body
+from tests.mocks import anthropic_script as script
+from tests.mocks.vertex_mock import google_error_body
 
 PLACEHOLDER_SIGNATURE = "skip_thought_signature_validator"
 _GEMINI_SCHEMA_KEYS = frozenset(

@@ -6,13 +6,13 @@ byte boundaries; Vertex is also the OAuth token endpoint for the service account
 only tokens it issued; Gemini checks `x-goog-api-key`, function-calling history and thought signatures.
 `.url` is what goes in the provider's base_url. Requests are recorded (`.requests`).
 
-Scenarios (`.scenario`, or `.script(...)` for the next requests; names as in demo/scenarios.py): text,
-tools, parallel_tools, thinking, tool_loop (first turn calls `.tool_name` with `.tool_input`; once the last
+Scenarios (`.scenario`, or `.script(...)` for the next requests; names as in ccm_tui/demo/scenarios.py):
+text, tools, parallel_tools, thinking, tool_loop (first turn calls `.tool_name` with `.tool_input`; once the last
 user turn holds the tool's result, answer text echoing it), rate_limit, auth, overloaded, mid_stream_error,
 mid_stream_cut; Bedrock also not_ready and server_error, Vertex also precondition, Gemini also quota_day
 (a per-day quota).
-VertexMock lives in demo/vertex_mock.py, GeminiMock in demo/gemini_mock.py (re-exported here); the shared
-Anthropic-protocol pieces (scripts, validation, events) in demo/anthropic_script.py.
+VertexMock lives in vertex_mock.py, GeminiMock in gemini_mock.py (re-exported here); the shared
+Anthropic-protocol pieces (scripts, validation, events) in anthropic_script.py.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from ccm_tui.demo import anthropic_script as script
-from ccm_tui.demo.gemini_mock import GeminiMock
 from ccm_tui.demo.mockserver import MockServer
-from ccm_tui.demo.vertex_mock import VertexMock
+from tests.mocks import anthropic_script as script
+from tests.mocks.gemini_mock import GeminiMock
+from tests.mocks.vertex_mock import VertexMock
 
 __all__ = ["BedrockMock", "GeminiMock", "VertexMock", "eventstream_frame", "split_at_odd_boundaries"]
 

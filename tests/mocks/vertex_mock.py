@@ -2,7 +2,7 @@
 
 VertexMock generates a service account (RSA key made with `cryptography`), answers google-auth's JWT-bearer
 grant at `/token` after verifying the assertion's RS256 signature and claims, and serves rawPredict /
-streamRawPredict / count-tokens only to tokens it issued. Scenarios: see demo/cloud_mocks.py.
+streamRawPredict / count-tokens only to tokens it issued. Scenarios: see cloud_mocks.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ccm_tui.demo import anthropic_script as script
 from ccm_tui.demo.mockserver import MockServer
+from tests.mocks import anthropic_script as script
 
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 
