@@ -7,9 +7,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 CLAUDE_CODE_VERSION := 2.1.330
 CLAUDE := build/claude/node_modules/.bin/claude
+# Peers the bench compares ccm-tui with (bench/peers.py), pinned, installed once into ignored directories.
+CCR_VERSION := 2.0.0
+CCR := build/peers/ccr/node_modules/@musistudio/claude-code-router/dist/cli.js
+LITELLM_VERSION := 1.106.2
+LITELLM_BIN := build/peers/litellm/bin/litellm
+LITELLM ?=
 ARGS ?=
 
-.PHONY: run serve demo test lint format bench bench-quick bench-profile snapshots clean
+.PHONY: run serve demo test lint format bench bench-quick bench-profile bench-peers snapshots clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +57,19 @@ bench: $(BIN)/.installed
 
 bench-quick: $(BIN)/.installed
 	$(BIN)/python -m bench.run --quick
+
+$(CCR):
+	mkdir -p build/peers/ccr
+	cd build/peers/ccr && npm install --no-audit --no-fund --loglevel=error @musistudio/claude-code-router@$(CCR_VERSION)
+
+$(LITELLM_BIN):
+	$(PYTHON) -m venv build/peers/litellm
+	build/peers/litellm/bin/pip install --quiet 'litellm[proxy]==$(LITELLM_VERSION)'
+
+# ccm-tui beside Claude Code Router; `make bench-peers LITELLM=1` adds LiteLLM proxy (its own venv).
+# The run prints its own duration at the end (CCR only: 55 s; with LiteLLM: 466 s on the 2-core machine).
+bench-peers: $(BIN)/.installed $(CCR) $(if $(LITELLM),$(LITELLM_BIN))
+	$(BIN)/python -m bench.peers $(if $(LITELLM),--litellm) $(ARGS)
 
 # py-spy summaries of the heavy points (bench/results/profile-*.md)
 bench-profile: $(BIN)/.installed
