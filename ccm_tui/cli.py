@@ -15,6 +15,7 @@ import sys
 from ccm_tui import __version__
 from ccm_tui.config import ConfigError, Settings, load_settings
 from ccm_tui.core.events import RequestFinished
+from ccm_tui.core.scrub import ScrubbingFilter
 from ccm_tui.format import request_line
 from ccm_tui.proxy.server import BindError, is_loopback
 from ccm_tui.runtime import StartupError
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_headless(settings: Settings, demo: bool = False) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ScrubbingFilter())
     for noisy in ("hypercorn.error", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not settings.providers and not demo:

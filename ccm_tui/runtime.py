@@ -18,6 +18,7 @@ from quart import Quart
 from ccm_tui import secrets
 from ccm_tui.config import Settings, default_data_dir
 from ccm_tui.core.events import EventBus, RequestFinished
+from ccm_tui.core.scrub import remember_secret
 from ccm_tui.providers import build_provider
 from ccm_tui.proxy.app import create_app
 from ccm_tui.routing.engine import Engine
@@ -44,6 +45,7 @@ def check_proxy_key(settings: Settings, environ: Mapping[str, str] | None = None
         return None
     if not environ.get(name):
         raise StartupError(f"[server] auth_key_env names {name}, but that variable is not set.")
+    remember_secret(environ[name])
     return environ[name]
 
 

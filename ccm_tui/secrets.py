@@ -15,6 +15,7 @@ import keyring
 import keyring.errors
 
 from ccm_tui.config import ProviderSettings
+from ccm_tui.core.scrub import remember_secret
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,9 @@ def _backend_usable() -> bool:
 def env_key(provider: ProviderSettings, environ: Mapping[str, str] | None = None) -> str | None:
     environ = os.environ if environ is None else environ
     if provider.api_key_env and environ.get(provider.api_key_env):
-        return environ[provider.api_key_env]
+        key = environ[provider.api_key_env]
+        remember_secret(key)
+        return key
     return None
 
 
@@ -60,6 +63,7 @@ async def resolve_key(provider: ProviderSettings, environ: Mapping[str, str] | N
     if key:
         return key, "env"
     key = await asyncio.to_thread(_keyring_get, provider.name)
+    remember_secret(key)
     return (key, "keyring") if key else (None, "none")
 
 

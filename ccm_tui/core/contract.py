@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccm_tui.core.events import Usage
+from ccm_tui.core.scrub import scrub
 from ccm_tui.core.states import ErrorOrigin, TransportFailure
 
 # A trailing `@region` on a model id picks another region for that variant. Vertex ids carry `@date`
@@ -92,6 +93,8 @@ class UpstreamError(Exception):
         transport: TransportFailure | None = None,
         long_quota: bool = False,
     ) -> None:
+        # Every upstream-originated text passes here on its way to clients, logs, history and the screen.
+        message = scrub(message)
         super().__init__(message)
         self.status = status
         self.message = message

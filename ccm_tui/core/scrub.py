@@ -6,6 +6,7 @@ key-shaped patterns for keys it does not know (an upstream echoing some other cr
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 
@@ -52,3 +53,18 @@ def scrub(text: str) -> str:
 
 def remember_secret(secret: str | None) -> None:
     SCRUBBER.remember(secret)
+
+
+class ScrubbingFilter(logging.Filter):
+    """Attach to every log handler: the formatted message (and any traceback text) leaves scrubbed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        return True

@@ -29,6 +29,7 @@ from textual.widgets import Footer, Static
 
 from ccm_tui.config import Settings
 from ccm_tui.core.events import Event, ProviderChanged, RequestFinished, RequestStarted, RoutingChanged, SpendAlert
+from ccm_tui.core.scrub import ScrubbingFilter, remember_secret
 from ccm_tui.format import countdown, usd
 from ccm_tui.proxy.server import BindError
 from ccm_tui.runtime import Runtime, StartupError
@@ -99,6 +100,7 @@ class CcmApp(App[int]):
             (signal.SIGTERM, signal.SIGHUP), lambda: self.run_worker(self.action_quit(), exclusive=True)
         )
         self._log_handler = TuiLogHandler(asyncio.get_running_loop(), self._notice)
+        self._log_handler.addFilter(ScrubbingFilter())
         logging.getLogger().addHandler(self._log_handler)
         runtime = await self.service.start()
         self.runtime = runtime
@@ -261,6 +263,7 @@ class CcmApp(App[int]):
     def _key_entered(self, result: KeyResult | None) -> None:
         if result is None or self.runtime is None:
             return
+        remember_secret(result.key)
         self.runtime.engine.set_api_key(result.provider, result.key)
         self.runtime.key_sources[result.provider] = "keyring" if result.stored else "session"
         where = "stored in the OS keyring" if result.stored else "kept for this session only"

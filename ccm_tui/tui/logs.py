@@ -15,6 +15,8 @@ from pathlib import Path
 
 import platformdirs
 
+from ccm_tui.core.scrub import ScrubbingFilter
+
 
 def log_path() -> Path:
     return Path(platformdirs.user_log_dir("ccm-tui")) / "ccm-tui.log"
@@ -25,6 +27,7 @@ def configure_file_logging() -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(ScrubbingFilter())
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     root.addHandler(handler)
