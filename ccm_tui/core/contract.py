@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccm_tui.core.events import Usage
+from ccm_tui.core.hints import NO_HINTS, ClientHints
 from ccm_tui.core.scrub import scrub
 from ccm_tui.core.states import ErrorOrigin, TransportFailure
 
@@ -53,6 +54,7 @@ class ProxyRequest:
     stream: bool
     anthropic_version: str = "2023-06-01"
     betas: tuple[str, ...] = ()
+    hints: ClientHints = NO_HINTS
 
 
 @dataclass(frozen=True)

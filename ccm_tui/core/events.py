@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ccm_tui.core.hints import NO_HINTS, ClientHints
+
 log = logging.getLogger(__name__)
 
 
@@ -76,6 +78,8 @@ class RequestFinished:
     error_type: str | None = None  # Anthropic error type when the request failed (also mid-stream)
     error_message: str | None = None
     headers_of_note: tuple[tuple[str, str], ...] = ()  # upstream request ids, rate-limit headers
+    hints: ClientHints = NO_HINTS  # Claude Code's session / agent / request-class headers
+    key_label: str | None = None  # which of the provider's keys served it (a label, never the key)
 
     @property
     def ok(self) -> bool:
