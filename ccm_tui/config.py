@@ -57,6 +57,8 @@ class ServerSettings:
     port: int = 8082
     auth_key_env: str | None = None
     max_body_mb: float = 32.0
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides IP addresses, localhost and `host`
+    allowed_origins: tuple[str, ...] = ()  # browser origins allowed to call the proxy (CORS); none by default
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class Settings:
             port=port if port is not None else self.server.port,
             auth_key_env=self.server.auth_key_env,
             max_body_mb=self.server.max_body_mb,
+            allowed_hosts=self.server.allowed_hosts,
+            allowed_origins=self.server.allowed_origins,
         )
         return _replace(self, server=server)
 
@@ -306,12 +310,14 @@ def parse_settings(data: Mapping[str, Any], source: str) -> Settings:
     root.reject_unknown({"server", "routing", "alerts", "history", "providers"})
 
     server_table = root.table_of("server")
-    server_table.reject_unknown({"host", "port", "auth_key_env", "max_body_mb"})
+    server_table.reject_unknown({"host", "port", "auth_key_env", "max_body_mb", "allowed_hosts", "allowed_origins"})
     server = ServerSettings(
         host=server_table.str("host", "127.0.0.1") or "127.0.0.1",
         port=server_table.int("port", 8082, minimum=0, maximum=65535) or 0,
         auth_key_env=server_table.str("auth_key_env"),
         max_body_mb=server_table.number("max_body_mb", 32.0, minimum=0.001) or 32.0,
+        allowed_hosts=_allowed_hosts(server_table),
+        allowed_origins=_allowed_origins(server_table),
     )
 
     routing_table = root.table_of("routing")
@@ -358,6 +364,26 @@ def parse_settings(data: Mapping[str, Any], source: str) -> Settings:
         history_path=Path(history_path).expanduser() if history_path else None,
         history_enabled=history_table.bool("enabled", True),
     )
+
+
+def _allowed_hosts(table: _Reader) -> tuple[str, ...]:
+    from ccm_tui.proxy.guard import normal_host
+
+    hosts = table.str_list("allowed_hosts") or ()
+    for host in hosts:
+        if normal_host(host) is None:
+            raise table.error("allowed_hosts", f"{host!r} is not a host name or IP address (no scheme, no port)")
+    return hosts
+
+
+def _allowed_origins(table: _Reader) -> tuple[str, ...]:
+    from ccm_tui.proxy.guard import is_valid_origin
+
+    origins = table.str_list("allowed_origins") or ()
+    for origin in origins:
+        if not is_valid_origin(origin):
+            raise table.error("allowed_origins", f"{origin!r} is not an origin like https://app.example:8443")
+    return origins
 
 
 _PROVIDER_KEYS = {

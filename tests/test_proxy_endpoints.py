@@ -60,7 +60,9 @@ BAD_INPUT = [
 @pytest.mark.parametrize(("body", "status", "fragment"), BAD_INPUT)
 async def test_bad_input_gets_anthropic_shaped_4xx_naming_the_field(proxy, upstream, body, status, fragment) -> None:
     async with httpx.AsyncClient() as http:
-        response = await http.post(f"{proxy.url}/v1/messages", content=body, headers={"x-api-key": "k"})
+        response = await http.post(
+            f"{proxy.url}/v1/messages", content=body, headers={"x-api-key": "k", "content-type": "application/json"}
+        )
     assert response.status_code == status
     payload = response.json()
     assert payload["type"] == "error" and payload["error"]["type"] == "invalid_request_error"
