@@ -250,6 +250,8 @@ async def test_client_input_echoed_in_errors_is_bounded(proxy, upstream) -> None
     assert_anthropic_error(long_model_id, 404)
     for response in (huge_model, long_path, long_model_id):
         assert len(response.content) < 1000
+    status, payload = await raw_exchange(proxy.url, b"X" * 20_000 + b" / HTTP/1.1\r\nHost: localhost\r\n")
+    assert status == 405 and orjson.loads(payload)["type"] == "error" and len(payload) < 1000
     assert upstream.requests == []
 
 

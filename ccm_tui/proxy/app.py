@@ -185,9 +185,10 @@ def create_app(
         if status == 413:
             message = f"Request body is larger than the proxy's limit of {max_body_bytes // (1024 * 1024)} MB."
         elif status == 404:
-            message = f"Not found: {request.method} {shown(request.path)}. ccm-tui serves /v1/messages and /v1/models."
+            where = f"{shown(request.method)} {shown(request.path)}"
+            message = f"Not found: {where}. ccm-tui serves /v1/messages and /v1/models."
         elif status == 405:
-            message = f"Method {request.method} is not allowed on {shown(request.path)}."
+            message = f"Method {shown(request.method)} is not allowed on {shown(request.path)}."
         else:
             message = error.description or error.name
         return _error(status, message, new_request_id())
