@@ -19,6 +19,7 @@ from typing import Any
 import platformdirs
 
 from ccm_tui.core.contract import Variant
+from ccm_tui.core.hosts import is_valid_origin, normal_host
 from ccm_tui.core.vendors import environment_vendors, vendor_for_url, vendor_or_custom
 from ccm_tui.models import TIERS
 
@@ -36,6 +37,8 @@ class ServerSettings:
     port: int = 8082
     auth_key_env: str | None = None
     max_body_mb: float = 32.0
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides IP addresses, localhost and `host`
+    allowed_origins: tuple[str, ...] = ()  # browser origins allowed to call the proxy (CORS); none by default
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ class Settings:
             port=port if port is not None else self.server.port,
             auth_key_env=self.server.auth_key_env,
             max_body_mb=self.server.max_body_mb,
+            allowed_hosts=self.server.allowed_hosts,
+            allowed_origins=self.server.allowed_origins,
         )
         return _replace(self, server=server)
 
@@ -237,12 +242,14 @@ def parse_settings(data: Mapping[str, Any], source: str) -> Settings:
     root.reject_unknown({"server", "routing", "alerts", "history", "providers", "keys"})
 
     server_table = root.table_of("server")
-    server_table.reject_unknown({"host", "port", "auth_key_env", "max_body_mb"})
+    server_table.reject_unknown({"host", "port", "auth_key_env", "max_body_mb", "allowed_hosts", "allowed_origins"})
     server = ServerSettings(
         host=server_table.str("host", "127.0.0.1") or "127.0.0.1",
         port=server_table.int("port", 8082, minimum=0, maximum=65535) or 0,
         auth_key_env=server_table.str("auth_key_env"),
         max_body_mb=server_table.number("max_body_mb", 32.0, minimum=0.001) or 32.0,
+        allowed_hosts=_allowed_hosts(server_table),
+        allowed_origins=_allowed_origins(server_table),
     )
 
     routing_table = root.table_of("routing")
@@ -303,6 +310,22 @@ def _parse_keys(table: _Reader) -> dict[str, tuple[str, ...]]:
                 raise table.error(binding_id, f'{entry!r} is not one key (list several as ["a", "b"])')
         keys[binding_id] = tuple(entries)
     return keys
+
+
+def _allowed_hosts(table: _Reader) -> tuple[str, ...]:
+    hosts = table.str_list("allowed_hosts") or ()
+    for host in hosts:
+        if normal_host(host) is None:
+            raise table.error("allowed_hosts", f"{host!r} is not a host name or IP address (no scheme, no port)")
+    return hosts
+
+
+def _allowed_origins(table: _Reader) -> tuple[str, ...]:
+    origins = table.str_list("allowed_origins") or ()
+    for origin in origins:
+        if not is_valid_origin(origin):
+            raise table.error("allowed_origins", f"{origin!r} is not an origin like https://app.example:8443")
+    return origins
 
 
 _PROVIDER_KEYS = {

@@ -21,6 +21,7 @@ from ccm_tui.core.events import EventBus, RequestFinished
 from ccm_tui.core.scrub import remember_secret
 from ccm_tui.providers import build_provider
 from ccm_tui.proxy.app import create_app
+from ccm_tui.proxy.guard import GuardPolicy
 from ccm_tui.routing.engine import Engine
 from ccm_tui.telemetry.costs import PriceBook
 from ccm_tui.telemetry.history import HistoryReader, HistoryWriter
@@ -77,6 +78,9 @@ class Runtime:
             proxy_key=proxy_key,
             metrics_render=self.metrics.render,
             max_body_bytes=int(settings.server.max_body_mb * 1024 * 1024),
+            guard=GuardPolicy.create(
+                settings.server.host, settings.server.allowed_hosts, settings.server.allowed_origins
+            ),
         )
 
     async def start(self) -> None:

@@ -34,12 +34,12 @@ BAD_INPUT = [
     (b"", 400, "empty"),
     (b"[1, 2]", 400, "must be a JSON object"),
     (orjson.dumps({k: v for k, v in GOOD.items() if k != "model"}), 400, "model: Field required"),
-    (orjson.dumps({**GOOD, "model": 42}), 400, "model: Input should be a non-empty string"),
+    (orjson.dumps({**GOOD, "model": 42}), 400, "model: expected a non-empty string"),
     (orjson.dumps({k: v for k, v in GOOD.items() if k != "max_tokens"}), 400, "max_tokens: Field required"),
-    (orjson.dumps({**GOOD, "max_tokens": "10"}), 400, "max_tokens: Input should be a non-negative integer"),
+    (orjson.dumps({**GOOD, "max_tokens": "10"}), 400, "max_tokens: expected a non-negative integer"),
     (orjson.dumps({**GOOD, "max_tokens": -1}), 400, "max_tokens"),
     (orjson.dumps({k: v for k, v in GOOD.items() if k != "messages"}), 400, "messages: Field required"),
-    (orjson.dumps({**GOOD, "messages": "hi"}), 400, "messages: Input should be an array"),
+    (orjson.dumps({**GOOD, "messages": "hi"}), 400, "messages: expected an array"),
     (orjson.dumps({**GOOD, "messages": []}), 400, "at least one message"),
     (orjson.dumps({**GOOD, "messages": [{"role": "robot", "content": "x"}]}), 400, "messages.0.role"),
     (orjson.dumps({**GOOD, "messages": [{"role": "user"}]}), 400, "messages.0.content: Field required"),
@@ -49,7 +49,7 @@ BAD_INPUT = [
         400,
         "messages.0.content.0.type",
     ),
-    (orjson.dumps({**GOOD, "stream": "yes"}), 400, "stream: Input should be a boolean"),
+    (orjson.dumps({**GOOD, "stream": "yes"}), 400, "stream: expected a boolean"),
     (orjson.dumps({**GOOD, "system": 3}), 400, "system"),
     (orjson.dumps({**GOOD, "tools": [{"description": "x"}]}), 400, "tools.0.name"),
     (orjson.dumps({**GOOD, "tool_choice": {"type": "sometimes"}}), 400, "tool_choice.type"),
@@ -61,7 +61,9 @@ BAD_INPUT = [
 @pytest.mark.parametrize(("body", "status", "fragment"), BAD_INPUT)
 async def test_bad_input_gets_anthropic_shaped_4xx_naming_the_field(proxy, upstream, body, status, fragment) -> None:
     async with httpx.AsyncClient() as http:
-        response = await http.post(f"{proxy.url}/v1/messages", content=body, headers={"x-api-key": "k"})
+        response = await http.post(
+            f"{proxy.url}/v1/messages", content=body, headers={"x-api-key": "k", "content-type": "application/json"}
+        )
     assert response.status_code == status
     payload = response.json()
     assert payload["type"] == "error" and payload["error"]["type"] == "invalid_request_error"

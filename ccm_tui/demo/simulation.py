@@ -217,7 +217,12 @@ class SyntheticClient:
             await asyncio.wait_for(self._progress.wait_for(lambda: self.exchanges >= count), timeout)
 
     async def _run(self) -> None:
-        headers = {"x-api-key": self._api_key, "anthropic-version": "2023-06-01", "user-agent": "ccm-tui-demo/0.1"}
+        headers = {
+            "x-api-key": self._api_key,
+            "anthropic-version": "2023-06-01",
+            "content-type": "application/json",
+            "user-agent": "ccm-tui-demo/0.1",
+        }
         async with httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self._timeout) as client:
             while not self._stopping.is_set():
                 with contextlib.suppress(TimeoutError):

@@ -1,7 +1,8 @@
 """The Quart app: Anthropic Messages API routes, Anthropic-shaped errors, SSE responses.
 
-Reads each body once, validates the minimum shape (proxy/validate.py), hands the request to the Engine and
-writes what it returns. Never lets a traceback reach a client.
+Requests first pass the guard (proxy/guard.py: Host, Origin, Content-Type), then the proxy key (every route
+but `GET /`). Reads each body once, validates its shape (proxy/validate.py), hands the request to the Engine
+and writes what it returns. Never lets a traceback reach a client.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from werkzeug.exceptions import HTTPException
 from ccm_tui.core.contract import ProxyRequest
 from ccm_tui.models import TIERS, tier_for_model
 from ccm_tui.proxy.errors import error_body
-from ccm_tui.proxy.validate import Invalid, parse_body, validate_messages_request
+from ccm_tui.proxy.guard import GuardPolicy, RequestGuard
+from ccm_tui.proxy.validate import Invalid, parse_body, shown, validate_messages_request
 from ccm_tui.routing.engine import Engine, ProxyResponse
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,10 @@ def create_app(
     proxy_key: str | None = None,
     metrics_render: Callable[[], tuple[bytes, str]] | None = None,
     max_body_bytes: int = 32 * 1024 * 1024,
+    guard: GuardPolicy | None = None,
 ) -> Quart:
     app = Quart("ccm_tui")
+    app.asgi_app = RequestGuard(app.asgi_app, guard or GuardPolicy(), new_request_id)  # type: ignore[method-assign]
     # Streams of thinking models run for many minutes; Quart's default 60 s would cut them silently.
     app.config["RESPONSE_TIMEOUT"] = None
     app.config["BODY_TIMEOUT"] = 120
@@ -67,10 +71,14 @@ def create_app(
             given = given or bearer[7:].strip()
         return hmac.compare_digest(given.encode(), proxy_key.encode())
 
+    @app.before_request
+    async def require_proxy_key() -> Response | None:
+        if (request.path == "/" and request.method in ("GET", "HEAD")) or authorised():
+            return None
+        return _error(401, "Invalid or missing API key for this ccm-tui proxy (x-api-key or Bearer).", new_request_id())
+
     async def read_request(require_max_tokens: bool) -> ProxyRequest | Response:
         request_id = new_request_id()
-        if not authorised():
-            return _error(401, "Invalid or missing API key for this ccm-tui proxy (x-api-key or Bearer).", request_id)
         raw = await request.get_data(cache=False)
         assert isinstance(raw, bytes)
         body = parse_body(raw)
@@ -139,8 +147,6 @@ def create_app(
     @app.get("/v1/models")
     async def list_models() -> Response:
         request_id = new_request_id()
-        if not authorised():
-            return _error(401, "Invalid or missing API key for this ccm-tui proxy.", request_id)
         data = model_infos()
         payload = {
             "data": data,
@@ -156,7 +162,7 @@ def create_app(
         for info in model_infos():
             if info["id"] == model_id:
                 return _json(200, orjson.dumps(info), request_id)
-        return _error(404, f"model: {model_id!r} is not served by any enabled provider.", request_id)
+        return _error(404, f"model: {shown(model_id)} is not served by any enabled provider.", request_id)
 
     @app.get("/health")
     async def health() -> Response:
@@ -179,16 +185,17 @@ def create_app(
         if status == 413:
             message = f"Request body is larger than the proxy's limit of {max_body_bytes // (1024 * 1024)} MB."
         elif status == 404:
-            message = f"Not found: {request.method} {request.path}. ccm-tui serves /v1/messages and /v1/models."
+            where = f"{shown(request.method)} {shown(request.path)}"
+            message = f"Not found: {where}. ccm-tui serves /v1/messages and /v1/models."
         elif status == 405:
-            message = f"Method {request.method} is not allowed on {request.path}."
+            message = f"Method {shown(request.method)} is not allowed on {shown(request.path)}."
         else:
             message = error.description or error.name
         return _error(status, message, new_request_id())
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Response:
-        log.exception("unexpected error handling %s %s", request.method, request.path)
+        log.exception("unexpected error handling %s %s", request.method, shown(request.path))
         return _error(500, f"ccm-tui internal error ({type(error).__name__}); see the ccm-tui log.", new_request_id())
 
     return app

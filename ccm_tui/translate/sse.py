@@ -2,14 +2,26 @@
 
 The parser follows the SSE rules upstreams rely on: `\\n`, `\\r\\n` or `\\r` line ends, comment lines
 starting with `:` (OpenRouter keep-alives), multi-line `data:`, an optional space after the colon.
+It is linear in the bytes fed, however they are split, and bounds the size of one event: an upstream that
+sends more than `max_event_bytes` without ending the event fails as a 502 (a misbehaving upstream, which
+routing classifies like any other), instead of growing a buffer without limit.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from ccm_tui.core.contract import UpstreamError
+
+# Far above any real event (a whole Gemini tool call or inline image arrives as one event), far below what
+# would hurt: the buffer is the only per-stream memory that an upstream controls.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -21,24 +33,47 @@ class SseEvent:
 class SseParser:
     """Feed raw bytes in any split; get complete events out."""
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
+        self._buffer = bytearray()  # the unfinished line
+        self._scanned = 0  # bytes of the buffer already searched for a line end
         self._event: str | None = None
         self._data: list[str] = []
+        self._event_bytes = 0  # size of the lines of the event being built
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
-        self._buffer += chunk
+        buffer = self._buffer
+        buffer += chunk
         events: list[SseEvent] = []
+        start = 0
+        position = self._scanned
+        # Most upstreams end lines with \n only: a plain find is much cheaper than the regex, and both
+        # only ever look at each byte once (the search resumes where the previous feed stopped).
+        crlf = buffer.find(b"\r", position) != -1
         while True:
-            end = _line_end(self._buffer)
-            if end is None:
-                break
-            cut, skip = end
-            line = self._buffer[:cut].decode("utf-8", errors="replace")
-            self._buffer = self._buffer[cut + skip :]
-            event = self._line(line)
+            if crlf:
+                found = _LINE_END.search(buffer, position)
+                if found is None:
+                    break
+                line_end, position = found.span()
+                if position == len(buffer) and position - line_end == 1 and buffer[line_end] == 13:
+                    break  # a lone trailing \r may be the first half of \r\n: wait for the next byte
+            else:
+                line_end = buffer.find(b"\n", position)
+                if line_end == -1:
+                    break
+                position = line_end + 1
+            event = self._line(buffer[start:line_end].decode("utf-8", errors="replace"))
+            start = position
             if event is not None:
                 events.append(event)
+        if start:
+            del buffer[:start]
+        self._scanned = len(buffer) - 1 if buffer.endswith(b"\r") else len(buffer)
+        if self._event_bytes + len(buffer) > self.max_event_bytes:
+            raise UpstreamError.bad_reply(
+                f"upstream sent a stream event larger than {self.max_event_bytes // (1024 * 1024)} MiB"
+            )
         return events
 
     def flush(self) -> list[SseEvent]:
@@ -51,7 +86,7 @@ class SseParser:
             if not self._data and self._event is None:
                 return None
             event = SseEvent(self._event, "\n".join(self._data))
-            self._event, self._data = None, []
+            self._event, self._data, self._event_bytes = None, [], 0
             return event
         if line.startswith(":"):
             return None
@@ -62,20 +97,8 @@ class SseParser:
             self._event = value
         elif name == "data":
             self._data.append(value)
+            self._event_bytes += len(value)
         return None
-
-
-def _line_end(buffer: bytes) -> tuple[int, int] | None:
-    """Index of the first line end and its length; a lone trailing `\\r` waits for more bytes."""
-    lf = buffer.find(b"\n")
-    cr = buffer.find(b"\r")
-    if cr == -1 and lf == -1:
-        return None
-    if cr == -1 or (lf != -1 and lf < cr):
-        return lf, 1
-    if cr + 1 < len(buffer):
-        return cr, 2 if buffer[cr + 1 : cr + 2] == b"\n" else 1
-    return None
 
 
 def encode_event(data: dict[str, Any]) -> bytes:
