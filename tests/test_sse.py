@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from ccm_tui.core.contract import UpstreamError
+from ccm_tui.core.states import ErrorOrigin
 from ccm_tui.translate.sse import MAX_EVENT_BYTES, SseEvent, SseParser, encode_event, error_event
 
 STREAM = (
@@ -70,7 +71,7 @@ def test_an_event_over_the_cap_is_an_upstream_failure(chunks: list[bytes]) -> No
     with pytest.raises(UpstreamError) as raised:
         for chunk in chunks:
             parser.feed(chunk)
-    assert raised.value.status == 502 and "larger than" in raised.value.message
+    assert raised.value.origin is ErrorOrigin.REPLY and "larger than" in raised.value.message
 
 
 def test_the_default_cap_is_generous_but_bounded() -> None:
