@@ -37,16 +37,18 @@ demo: $(BIN)/.installed
 serve: $(BIN)/.installed
 	$(BIN)/ccm-tui serve $(ARGS)
 
+# Style, types (mypy, settings in pyproject.toml) and the import layers (lint-imports, contracts in pyproject.toml).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(BIN)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(BIN)/.installed $(CLAUDE)
-	$(BIN)/ruff check .
+test: lint $(CLAUDE)
 	$(BIN)/pytest -q
 
 snapshots: $(BIN)/.installed

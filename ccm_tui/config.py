@@ -8,13 +8,14 @@ environment variable that holds its key, or falls back to the OS keyring (see se
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import platformdirs
 
@@ -207,28 +208,33 @@ class _Reader:
             raise self.error(key, "must not be empty")
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    # The methods below are annotated with `builtins.str`: inside the class body `str` is the method above.
+    def bool(self, key: builtins.str, default: bool) -> bool:
         return self._get(key, (bool,), "true or false", default)
 
-    def number(self, key: str, default: float | None, minimum: float = 0.0) -> float | None:
+    @overload
+    def number(self, key: builtins.str, default: float, minimum: float = 0.0) -> float: ...
+    @overload
+    def number(self, key: builtins.str, default: None, minimum: float = 0.0) -> float | None: ...
+    def number(self, key: builtins.str, default: float | None, minimum: float = 0.0) -> float | None:
         value = self._get(key, (int, float), "a number", default)
         if value is not None and value < minimum:
             raise self.error(key, f"must be at least {minimum:g}, got {value!r}")
         return float(value) if value is not None else None
 
-    def int(self, key: str, default: int | None, minimum: int = 0, maximum: int | None = None) -> int | None:
+    def int(self, key: builtins.str, default: int | None, minimum: int = 0, maximum: int | None = None) -> int | None:
         value = self._get(key, (int,), "a whole number", default)
         if value is not None and (value < minimum or (maximum is not None and value > maximum)):
             bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
             raise self.error(key, f"must be {bounds}, got {value!r}")
         return value
 
-    def table_of(self, key: str) -> _Reader:
+    def table_of(self, key: builtins.str) -> _Reader:
         value = self._get(key, (dict,), "a table", {})
         dotted = f"{self.prefix}.{key}" if self.prefix else key
         return _Reader(self.source, value, dotted)
 
-    def str_list(self, key: str) -> tuple[str, ...] | None:
+    def str_list(self, key: builtins.str) -> tuple[builtins.str, ...] | None:
         value = self._get(key, (list,), "a list of strings", None)
         if value is None:
             return None

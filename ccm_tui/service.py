@@ -20,7 +20,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ccm_tui.config import Settings
 from ccm_tui.proxy.server import DRAIN_SECONDS, bind_socket, serve
@@ -110,9 +110,9 @@ class Service:
     async def wait(self) -> None:
         """Until a stop is asked for, or the server ends on its own (see `failure`)."""
         asked = asyncio.ensure_future(self.stopping.wait())
-        waiting: set[asyncio.Future[object]] = {asked}
+        waiting: set[asyncio.Future[Any]] = {asked}
         if self._server is not None:
-            waiting.add(self._server)  # type: ignore[arg-type]
+            waiting.add(self._server)
         try:
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -170,7 +170,7 @@ def stream_events(
 class AnthropicMock(ScenarioMock):
     """The Anthropic API. `.url` is the origin (clients add `/v1/messages`)."""
 
-    models = MODELS
+    models: tuple[str, ...] = MODELS
 
     @property
     def url(self) -> str:
@@ -274,7 +274,7 @@ class AnthropicMock(ScenarioMock):
             tool_results=last_turn_tool_results(body["messages"]),
             max_tokens=body["max_tokens"],
         )
-        usage = {
+        usage: dict[str, Any] = {
             "input_tokens": self.input_tokens_for(recorded.body),
             "cache_creation_input_tokens": self.cache_creation_input_tokens,
             "cache_read_input_tokens": self.cache_read_input_tokens,

@@ -110,7 +110,7 @@ class OpenAIMock(ScenarioMock):
         self.prefix = PREFIXES[vendor]
         self.requests_limit = 14_400 if vendor in ("groq", "cerebras") else 5000
         self.tokens_limit = 6000 if vendor == "groq" else 160_000
-        self.models = ("mock-large", "mock-small")
+        self.models: tuple[str, ...] = ("mock-large", "mock-small")
 
     @property
     def url(self) -> str:

@@ -172,6 +172,7 @@ def _last_event_end(data: bytes) -> int:
 def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     """Unencoded bodies are read straight from the transport: httpx's decoder and re-chunking layers would
     only add per-event overhead (we ask for identity encoding; a server may still compress)."""
-    if response.headers.get("content-encoding", "identity") == "identity":
-        return response.stream.__aiter__()  # type: ignore[union-attr]
+    stream = response.stream  # typed sync-or-async; an AsyncClient's response always holds the async one
+    if isinstance(stream, httpx.AsyncByteStream) and response.headers.get("content-encoding", "identity") == "identity":
+        return stream.__aiter__()
     return response.aiter_bytes()

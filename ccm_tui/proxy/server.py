@@ -112,7 +112,7 @@ async def serve(app: Quart, sock: socket.socket, shutdown: asyncio.Event, drain_
 
     config = hypercorn_config(sock, drain_seconds + CLOSE_SECONDS)
     try:
-        await hypercorn_serve(in_flight, config, shutdown_trigger=stop_accepting, mode="asgi")  # type: ignore[arg-type]
+        await hypercorn_serve(in_flight, config, shutdown_trigger=stop_accepting, mode="asgi")
     finally:
         if deadline is not None:
             deadline.cancel()

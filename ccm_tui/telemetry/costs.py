@@ -187,7 +187,7 @@ def _lookup(model_ref: str, provider_id: str | None) -> Any:
 def _from_calculation(calculation: Any, now: float) -> ResolvedPrice | None:
     prices = calculation.model_price
     keys = ("input_mtok", "output_mtok", "cache_write_mtok", "cache_read_mtok")
-    values = [getattr(prices, key, None) for key in keys]
+    values: list[Any] = [getattr(prices, key, None) for key in keys]
     if values[0] is None and values[1] is None:
         return None  # priced in other units only (images, audio, characters)
     requests_kcount = getattr(prices, "requests_kcount", None)

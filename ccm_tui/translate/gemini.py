@@ -85,7 +85,7 @@ def _carried_signature(value: Any) -> str | None:
 
 def gemini_request(body: Mapping[str, Any], *, max_output_tokens: int | None = None) -> dict[str, Any]:
     """The generateContent body for an Anthropic Messages body (model and stream are in the URL)."""
-    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    messages: list[Any] = body["messages"] if isinstance(body.get("messages"), list) else []
     system_texts = _texts(body.get("system"))
     names = {b["id"]: b.get("name") for m in messages for b in _blocks(m) if b.get("type") == "tool_use" and "id" in b}
     contents: list[dict[str, Any]] = []
@@ -192,7 +192,7 @@ def _media_parts(source: Any) -> list[dict[str, Any]]:
     return []
 
 
-def _tool_result_parts(block: dict[str, Any], names: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _tool_result_parts(block: dict[str, Any], names: Mapping[Any, Any]) -> list[dict[str, Any]]:
     content = block.get("content")
     extra = (
         _parts([b for b in content if isinstance(b, dict) and b.get("type") != "text"], names)
@@ -351,7 +351,7 @@ class GeminiStreamTranslator:
 
     def _message_start(self, chunk: Mapping[str, Any]) -> dict[str, Any]:
         usage = {**self._usage, "output_tokens": 0}
-        message = {"id": self._message_id, "type": "message", "role": "assistant", "model": self.model}
+        message: dict[str, Any] = {"id": self._message_id, "type": "message", "role": "assistant", "model": self.model}
         message |= {"content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
         return {"type": "message_start", "message": message}
 
@@ -360,7 +360,12 @@ class GeminiStreamTranslator:
         if isinstance(part.get("functionCall"), dict):
             call = part["functionCall"]
             self._has_tool_use = True
-            block = {"type": "tool_use", "id": encode_tool_id(signature), "name": call.get("name") or "", "input": {}}
+            block: dict[str, Any] = {
+                "type": "tool_use",
+                "id": encode_tool_id(signature),
+                "name": call.get("name") or "",
+                "input": {},
+            }
             arguments = orjson.dumps(call.get("args") or {}).decode()
             delta = {"type": "input_json_delta", "partial_json": arguments}
             return [*self._close(), *self._start(block), self._delta(delta), *self._close()]

@@ -20,11 +20,12 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from rich.text import Text
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
 from ccm_tui.config import Settings
@@ -57,7 +58,7 @@ PANEL_SECONDS = 1.0
 class CcmApp(App[int]):
     CSS_PATH = "ccm.tcss"
     TITLE = "ccm-tui"
-    BINDINGS = bindings()
+    BINDINGS = [*bindings()]  # a fresh list of the wider type App declares (lists are invariant)
 
     def __init__(
         self,
@@ -129,7 +130,8 @@ class CcmApp(App[int]):
         from textual.widgets import Button, Input, Label
 
         samples = (HelpScreen(self.display_url), VerticalScroll(), Input(), Button(), Label())
-        for node in (*samples, *(cls.__new__(cls) for cls in (RequestDetail, KeyEntry))):
+        unconstructed: tuple[type[ModalScreen[Any]], ...] = (RequestDetail, KeyEntry)
+        for node in (*samples, *(cls.__new__(cls) for cls in unconstructed)):
             for read_from, css, tie_breaker, scope in node._get_default_css():
                 self.stylesheet.add_source(
                     css, read_from=read_from, is_default_css=True, tie_breaker=tie_breaker, scope=scope

@@ -70,7 +70,7 @@ COMMANDS: tuple[Command, ...] = (
 
 
 def bindings() -> list[Binding]:
-    result = []
+    result: list[Binding] = []
     for command in COMMANDS:
         if command.id == "toggle-provider":
             result.extend(

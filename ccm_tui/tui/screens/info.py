@@ -27,6 +27,3 @@ class InfoModal(ModalScreen[None]):
         with VerticalScroll() as scroll:
             scroll.border_title = f"{self.title_text}  (esc to close)"
             yield Static(self.body)
-
-    def action_dismiss(self) -> None:  # type: ignore[override]
-        self.dismiss(None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -114,8 +115,8 @@ class RequestLog(ScrollView, can_focus=True):
             super().__init__()
             self.request = request
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:  # Widget's own keywords (id, classes, ...), passed through
+        super().__init__(**kwargs)
         self.lines: deque[LogLine] = deque(maxlen=MAX_LINES)
         self._serial = 0
         self.cursor: int | None = None  # index into lines; None = follow the newest
