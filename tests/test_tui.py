@@ -160,13 +160,13 @@ async def test_number_keys_toggle_providers_and_reroute_at_once(first, second) -
     async with dashboard(providers, messages) as (app, pilot):
         engine = app.runtime.engine
         await pilot.press("1")
-        assert engine.health["first"].enabled is False
+        assert engine.provider_view("first").enabled is False
         await ask(app)
         assert (len(first.requests), len(second.requests)) == (0, 1)
         await wait_for_line(pilot, app, "• first switched off")
 
         await pilot.press("1", "2")
-        assert engine.health["first"].enabled is True and engine.health["second"].enabled is False
+        assert engine.provider_view("first").enabled is True and engine.provider_view("second").enabled is False
         await ask(app)
         assert (len(first.requests), len(second.requests)) == (1, 1)
         await wait_for_line(pilot, app, "• first switched on")
@@ -176,7 +176,7 @@ async def test_number_keys_toggle_providers_and_reroute_at_once(first, second) -
         await pilot.pause()
         warnings = [m.notification.message for m in messages if isinstance(m, Notify)]
         assert warnings == [f"There is no provider {n}." for n in range(3, 10)]
-        assert engine.health["first"].enabled is True and engine.health["second"].enabled is False
+        assert engine.provider_view("first").enabled is True and engine.provider_view("second").enabled is False
 
 
 async def test_s_cycles_the_strategy_and_the_status_bar_shows_it(first) -> None:
@@ -222,7 +222,7 @@ async def test_k_saves_a_key_to_the_keyring_and_the_provider_uses_it_at_once(
         await pilot.press("k")
         assert isinstance(app.screen, KeyEntry) and app.screen.provider.name == "first"
         await paste_then_type(app, pilot, typed)
-        assert app.runtime.engine.strategy == "ordered" and app.runtime.engine.health["first"].enabled
+        assert app.runtime.engine.strategy == "ordered" and app.runtime.engine.provider_view("first").enabled
         assert typed not in screen_text(app)  # the input is masked
         await pilot.click("#key-save")
         await wait_until(pilot, lambda: not isinstance(app.screen, KeyEntry))
@@ -419,8 +419,8 @@ async def test_command_palette_lists_the_ccm_commands_and_runs_them(first, secon
         await pilot.press(*"second")
         await wait_until(pilot, lambda: "Toggle second" in listed() and len(listed()) < len(expected))
         await pilot.press("enter")
-        await wait_until(pilot, lambda: not app.runtime.engine.health["second"].enabled)
-        assert app.runtime.engine.health["first"].enabled
+        await wait_until(pilot, lambda: not app.runtime.engine.provider_view("second").enabled)
+        assert app.runtime.engine.provider_view("first").enabled
 
 
 async def test_history_brings_back_todays_requests_after_a_restart(first, tmp_path) -> None:
