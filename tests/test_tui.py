@@ -29,11 +29,12 @@ from textual.widgets import Static
 
 from ccm_tui.config import ProviderSettings, Settings
 from ccm_tui.core.contract import Variant
-from ccm_tui.core.events import RequestFinished, Usage
+from ccm_tui.core.events import ProviderChange, ProviderChanged, RequestFinished, Usage
+from ccm_tui.core.states import ProviderState
 from ccm_tui.proxy.server import bind_socket
 from ccm_tui.routing.strategies import STRATEGIES
 from ccm_tui.secrets import SERVICE
-from ccm_tui.tui.app import CcmApp
+from ccm_tui.tui.app import CcmApp, describe
 from ccm_tui.tui.commands import COMMANDS, key_label
 from ccm_tui.tui.screens.detail import RequestDetail
 from ccm_tui.tui.screens.help import HelpScreen
@@ -443,3 +444,27 @@ async def test_history_brings_back_todays_requests_after_a_restart(first, tmp_pa
         assert any("first" in line for line in request_lines(again))  # the earlier request, with its route
         assert again.requests_today == 1
         assert UPSTREAM_KEY not in screen_text(again)
+
+
+@pytest.mark.parametrize(
+    ("state", "change", "reason", "expected"),
+    [
+        (
+            ProviderState.COOLING,
+            ProviderChange.COOLING,
+            "429 rate_limit_error",
+            ("p [m] cooling down 30s: 429", "yellow"),
+        ),
+        (ProviderState.DISABLED, ProviderChange.DISABLED, "401 bad key", ("p [m] disabled", "bold red")),
+        (ProviderState.OFF, ProviderChange.OFF, "", ("p switched off", "dim")),
+        (ProviderState.OK, ProviderChange.ON, "", ("p [m] switched on", "green")),
+        (ProviderState.OK, ProviderChange.RECOVERED, "", ("p [m] recovered", "green")),
+        (ProviderState.OK, ProviderChange.KEY_SET, "whatever the text says", ("p [m] API key set", "green")),
+        (ProviderState.OK, ProviderChange.RETRY_NOW, "", ("p [m] retried now", "green")),
+    ],
+)
+def test_state_change_lines_follow_the_change_not_the_reason_text(state, change, reason, expected) -> None:
+    line = describe(ProviderChanged("p", "m", state, change, 1030.0, reason), now=1000.0)
+    assert line is not None
+    text, style = line
+    assert text.startswith(expected[0]) and style == expected[1]

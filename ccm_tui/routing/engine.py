@@ -336,8 +336,10 @@ class Engine:
         self.bus.publish(ProviderChanged(name, None, ProviderState.OK, ProviderChange.KEY_SET, None, "API key set"))
 
     def retry_now(self, name: str) -> None:
-        """End the provider's cool-downs and disable: the next request tries it (as the recovery probe)."""
+        """End the provider's cool-downs and disable, and forget a quota that said nothing is left: the next
+        request tries it first (as the recovery probe); its reply brings fresh quota headers."""
         self._health.clear_waits(name)
+        self._health.note_quota(name, None)
         self.bus.publish(ProviderChanged(name, None, ProviderState.OK, ProviderChange.RETRY_NOW, None, "retry now"))
 
     def replay(self, finished: RequestFinished) -> None:

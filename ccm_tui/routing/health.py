@@ -176,7 +176,8 @@ class HealthBook:
         """The client left before an answer: nothing was learned about the upstream."""
         self.providers[name].variant(variant).probe_in_flight = False
 
-    def note_quota(self, name: str, snapshot: QuotaSnapshot) -> None:
+    def note_quota(self, name: str, snapshot: QuotaSnapshot | None) -> None:
+        """The provider's live quota from its latest rate-limit headers; None forgets it."""
         self.providers[name].quota = snapshot
 
     def set_enabled(self, name: str, enabled: bool) -> None:
