@@ -84,8 +84,9 @@ def provider_cells(view: ProviderView, index: int, now: float, narrow: bool = Fa
         health_text.append(f" {view.reason}", style="dim")
     quota = view.quota
     if quota is not None:
-        bar = {"width": 4, "resets": False} if narrow else {}
-        requests, token_bar = quota_bar(quota.requests, now, **bar), quota_bar(quota.tokens, now, **bar)
+        width, resets = (4, False) if narrow else (8, True)
+        requests = quota_bar(quota.requests, now, width, resets)
+        token_bar = quota_bar(quota.tokens, now, width, resets)
     else:  # no rate-limit headers from this upstream: show what we counted ourselves
         requests = Text(f"local {view.local_requests}/min", style="dim")
         token_bar = Text(f"local {tokens(view.local_tokens)}/min", style="dim")
