@@ -303,7 +303,8 @@ async def test_cloud_failure_fails_over_and_sets_the_providers_state(
     [failed] = failures(proxy)
     assert failed.attempt.provider == kind and failed.attempt.status == status
     assert failed.next_provider == "anthropic"
-    current, until, reason = proxy.engine.provider_state(kind)
+    view = proxy.engine.provider_view(kind)
+    current, until, reason = view.state, view.until, view.reason
     assert current == state and reason_part in reason and until is not None
     await sdk.messages.create(model="claude-sonnet-4-6", **ASK)
     assert len(fleet.mock(kind).requests) == 1  # not asked again while cooling / disabled
@@ -325,7 +326,7 @@ async def test_cool_down_length_follows_what_the_cloud_says(
     fleet.mock(kind).scenario = scenario
     proxy = await start_proxy([fleet.settings(kind), fleet.settings("anthropic")], environ=ENVIRON)
     await client(proxy.url).messages.create(model="claude-sonnet-4-6", **ASK)
-    _, until, _ = proxy.engine.provider_state(kind)
+    until = proxy.engine.provider_view(kind).until
     assert until is not None and at_least <= until - proxy.engine.clock() <= at_most
 
 
@@ -368,7 +369,8 @@ async def test_wrong_credentials_disable_the_provider(
     )
     message = await client(proxy.url).messages.create(model="claude-sonnet-4-6", **ASK)
     assert message.content[0].text  # the next provider answered
-    state, until, reason = proxy.engine.provider_state(kind)
+    view = proxy.engine.provider_view(kind)
+    state, until, reason = view.state, view.until, view.reason
     assert state == "disabled" and reason_part in reason
     assert until is not None and until - proxy.engine.clock() > 600
     assert wrong not in reason and BedrockMock.secret_key not in reason  # secrets never reach the UI or history
@@ -407,7 +409,7 @@ async def test_overload_mid_stream_cools_the_provider_for_the_next_request(start
     with pytest.raises(anthropic.APIStatusError):
         async with sdk.messages.stream(model="claude-sonnet-4-6", **ASK) as stream:
             await stream.get_final_message()
-    assert proxy.engine.provider_state("gemini")[0] == "cooling"
+    assert proxy.engine.provider_view("gemini").state == "cooling"
     await sdk.messages.create(model="claude-sonnet-4-6", **ASK)
     assert len(fleet.gemini.requests) == 1 and len(fleet.anthropic.requests) == 1
 
@@ -444,7 +446,7 @@ async def test_throttled_variant_rotates_to_the_next_region_and_rests(start_prox
     [failed] = failures(proxy)
     assert failed.attempt.variant == settings.models["sonnet"][0].key and failed.next_provider == kind
     assert all(f.ok and f.attempts[-1].variant == settings.models["sonnet"][1].key for f in proxy.finished())
-    assert proxy.engine.provider_state(kind)[0] == "partial"  # one variant cooling, the provider still serves
+    assert proxy.engine.provider_view(kind).state == "partial"  # one variant cooling, the provider still serves
 
     async with httpx.AsyncClient() as http:
         report = (await http.get(f"{proxy.url}/health")).json()
@@ -465,7 +467,7 @@ async def test_every_variant_throttled_answers_429_with_the_soonest_retry(start_
         await client(proxy.url).messages.create(model="claude-sonnet-4-6", **ASK)
     assert 19 <= int(raised.value.response.headers["retry-after"]) <= 20
     assert len(fleet.bedrock.requests) == 2  # each variant once, then the proxy stops hammering
-    assert proxy.engine.provider_state("bedrock")[0] == "cooling"
+    assert proxy.engine.provider_view("bedrock").state == "cooling"
 
 
 async def test_health_lists_configured_variants_before_any_request(start_proxy, fleet: Fleet) -> None:

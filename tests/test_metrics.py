@@ -10,12 +10,14 @@ from ccm_tui.core.events import (
     AttemptRecord,
     Event,
     EventBus,
+    ProviderChange,
     ProviderChanged,
     RequestFinished,
     RoutingChanged,
     SpendAlert,
     Usage,
 )
+from ccm_tui.core.states import ProviderState
 from ccm_tui.telemetry.metrics import Metrics, status_class
 
 FAILED_ATTEMPT = AttemptRecord(
@@ -105,7 +107,11 @@ def test_finished_requests_count_tokens_cost_and_latency() -> None:
     ],
 )
 def test_provider_up_gauge(changes: list[tuple[str, str | None]], expected: float) -> None:
-    metrics = publish_all([ProviderChanged("anthropic", variant, state) for state, variant in changes])
+    why = {"ok": ProviderChange.RECOVERED, "cooling": ProviderChange.COOLING, "probing": ProviderChange.RETRY_NOW}
+    why |= {"disabled": ProviderChange.DISABLED, "off": ProviderChange.OFF}
+    metrics = publish_all(
+        [ProviderChanged("anthropic", variant, ProviderState(state), why[state]) for state, variant in changes]
+    )
     assert samples(metrics)[("ccm_provider_up", (("provider", "anthropic"),))] == expected
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ccm_tui.core.contract import Route, Variant
+from ccm_tui.core.states import ProviderState
 from ccm_tui.routing.plan import Candidate, plan_routes
 from ccm_tui.routing.strategies import CandidateStats, rank
 
@@ -14,7 +15,7 @@ NOW = 1000.0
 def cand(
     name: str,
     order: int,
-    state: str = "ok",
+    state: str = "ok",  # a ProviderState value
     *,
     price=None,
     p50=None,
@@ -24,7 +25,7 @@ def cand(
     exhausted=None,
 ) -> Candidate:
     stats = CandidateStats(order=order, price_per_mtok=price, latency_p50=p50, error_rate=err, quota_left=quota)
-    return Candidate(Route(name, Variant("m")), stats, state, available_at, exhausted)
+    return Candidate(Route(name, Variant("m")), stats, ProviderState(state), available_at, exhausted)
 
 
 def names(plan) -> list[str]:

@@ -97,7 +97,8 @@ async def test_failover_on_429_uses_next_provider_and_cools_down_the_first(start
     await sdk.messages.create(model="claude-sonnet-4-6", **ASK)
     assert len(primary.requests) == 1
     assert len(secondary.requests) == 2
-    state, until, reason = proxy.engine.provider_state("first")
+    view = proxy.engine.provider_view("first")
+    state, until, reason = view.state, view.until, view.reason
     assert state == "cooling" and until is not None and "429" in reason
 
 
@@ -125,7 +126,7 @@ async def test_cooled_provider_recovers_with_one_probe(start_proxy, primary, sec
     # The next request is the probe: it goes to the primary again, which answers and is healthy again.
     await sdk.messages.create(model="claude-sonnet-4-6", **ASK)
     assert len(primary.requests) == 2 and len(secondary.requests) == 1
-    assert proxy.engine.provider_state("first")[0] == "ok"
+    assert proxy.engine.provider_view("first").state == "ok"
     recovered = [e for e in proxy.events if getattr(e, "reason", "") == "recovered"]
     assert [e.provider for e in recovered] == ["first"]
 
@@ -140,11 +141,11 @@ async def test_while_a_probe_is_in_flight_other_requests_use_healthy_providers(s
     async with sdk.messages.stream(model="claude-sonnet-4-6", **ASK) as probe:
         async for _ in probe:  # the probe's first bytes arrived: it is in flight on the primary
             break
-        assert proxy.engine.provider_state("first")[0] == "probing"
+        assert proxy.engine.provider_view("first").state == "probing"
         await sdk.messages.create(model="claude-sonnet-4-6", **ASK)  # goes to the healthy secondary
         assert len(secondary.requests) == 2 and len(primary.requests) == 2
         await probe.get_final_message()
-    assert proxy.engine.provider_state("first")[0] == "ok"
+    assert proxy.engine.provider_view("first").state == "ok"
 
 
 @pytest.mark.parametrize(
@@ -186,7 +187,8 @@ async def test_spend_limit_disables_provider_long_term(start_proxy, primary, sec
     primary.scenario = "spend_limit"
     proxy = await start_proxy([anthropic_provider("first", primary.url), openai_provider("second", secondary.url)])
     await client(proxy.url).messages.create(model="claude-sonnet-4-6", **ASK)
-    state, until, reason = proxy.engine.provider_state("first")
+    view = proxy.engine.provider_view("first")
+    state, until, reason = view.state, view.until, view.reason
     assert state == "disabled" and "enforced_spend_limit_reached" in reason
     assert until is not None and until - proxy.engine.clock() > 600
 
@@ -204,7 +206,7 @@ async def test_context_length_skips_to_a_bigger_provider_without_penalty(start_p
     proxy = await start_proxy([openai_provider("small", secondary.url), anthropic_provider("big", primary.url)])
     message = await client(proxy.url).messages.create(model="claude-sonnet-4-6", **ASK)
     assert message.role == "assistant"
-    assert proxy.engine.provider_state("small")[0] == "ok"  # skipped for this request only
+    assert proxy.engine.provider_view("small").state == "ok"  # skipped for this request only
 
 
 @pytest.mark.parametrize("scenario", ["mid_stream_error", "mid_stream_cut"])

@@ -29,11 +29,12 @@ from textual.widgets import Static
 
 from ccm_tui.config import ProviderSettings, Settings
 from ccm_tui.core.contract import Variant
-from ccm_tui.core.events import RequestFinished, Usage
+from ccm_tui.core.events import ProviderChange, ProviderChanged, RequestFinished, Usage
+from ccm_tui.core.states import ProviderState
 from ccm_tui.proxy.server import bind_socket
 from ccm_tui.routing.strategies import STRATEGIES
 from ccm_tui.secrets import SERVICE
-from ccm_tui.tui.app import CcmApp
+from ccm_tui.tui.app import CcmApp, describe
 from ccm_tui.tui.commands import COMMANDS, key_label
 from ccm_tui.tui.screens.detail import RequestDetail
 from ccm_tui.tui.screens.help import HelpScreen
@@ -160,13 +161,13 @@ async def test_number_keys_toggle_providers_and_reroute_at_once(first, second) -
     async with dashboard(providers, messages) as (app, pilot):
         engine = app.runtime.engine
         await pilot.press("1")
-        assert engine.health["first"].enabled is False
+        assert engine.provider_view("first").enabled is False
         await ask(app)
         assert (len(first.requests), len(second.requests)) == (0, 1)
         await wait_for_line(pilot, app, "• first switched off")
 
         await pilot.press("1", "2")
-        assert engine.health["first"].enabled is True and engine.health["second"].enabled is False
+        assert engine.provider_view("first").enabled is True and engine.provider_view("second").enabled is False
         await ask(app)
         assert (len(first.requests), len(second.requests)) == (1, 1)
         await wait_for_line(pilot, app, "• first switched on")
@@ -176,7 +177,7 @@ async def test_number_keys_toggle_providers_and_reroute_at_once(first, second) -
         await pilot.pause()
         warnings = [m.notification.message for m in messages if isinstance(m, Notify)]
         assert warnings == [f"There is no provider {n}." for n in range(3, 10)]
-        assert engine.health["first"].enabled is True and engine.health["second"].enabled is False
+        assert engine.provider_view("first").enabled is True and engine.provider_view("second").enabled is False
 
 
 async def test_s_cycles_the_strategy_and_the_status_bar_shows_it(first) -> None:
@@ -222,7 +223,7 @@ async def test_k_saves_a_key_to_the_keyring_and_the_provider_uses_it_at_once(
         await pilot.press("k")
         assert isinstance(app.screen, KeyEntry) and app.screen.provider.name == "first"
         await paste_then_type(app, pilot, typed)
-        assert app.runtime.engine.strategy == "ordered" and app.runtime.engine.health["first"].enabled
+        assert app.runtime.engine.strategy == "ordered" and app.runtime.engine.provider_view("first").enabled
         assert typed not in screen_text(app)  # the input is masked
         await pilot.click("#key-save")
         await wait_until(pilot, lambda: not isinstance(app.screen, KeyEntry))
@@ -419,8 +420,8 @@ async def test_command_palette_lists_the_ccm_commands_and_runs_them(first, secon
         await pilot.press(*"second")
         await wait_until(pilot, lambda: "Toggle second" in listed() and len(listed()) < len(expected))
         await pilot.press("enter")
-        await wait_until(pilot, lambda: not app.runtime.engine.health["second"].enabled)
-        assert app.runtime.engine.health["first"].enabled
+        await wait_until(pilot, lambda: not app.runtime.engine.provider_view("second").enabled)
+        assert app.runtime.engine.provider_view("first").enabled
 
 
 async def test_history_brings_back_todays_requests_after_a_restart(first, tmp_path) -> None:
@@ -443,3 +444,27 @@ async def test_history_brings_back_todays_requests_after_a_restart(first, tmp_pa
         assert any("first" in line for line in request_lines(again))  # the earlier request, with its route
         assert again.requests_today == 1
         assert UPSTREAM_KEY not in screen_text(again)
+
+
+@pytest.mark.parametrize(
+    ("state", "change", "reason", "expected"),
+    [
+        (
+            ProviderState.COOLING,
+            ProviderChange.COOLING,
+            "429 rate_limit_error",
+            ("p [m] cooling down 30s: 429", "yellow"),
+        ),
+        (ProviderState.DISABLED, ProviderChange.DISABLED, "401 bad key", ("p [m] disabled", "bold red")),
+        (ProviderState.OFF, ProviderChange.OFF, "", ("p switched off", "dim")),
+        (ProviderState.OK, ProviderChange.ON, "", ("p [m] switched on", "green")),
+        (ProviderState.OK, ProviderChange.RECOVERED, "", ("p [m] recovered", "green")),
+        (ProviderState.OK, ProviderChange.KEY_SET, "whatever the text says", ("p [m] API key set", "green")),
+        (ProviderState.OK, ProviderChange.RETRY_NOW, "", ("p [m] retried now", "green")),
+    ],
+)
+def test_state_change_lines_follow_the_change_not_the_reason_text(state, change, reason, expected) -> None:
+    line = describe(ProviderChanged("p", "m", state, change, 1030.0, reason), now=1000.0)
+    assert line is not None
+    text, style = line
+    assert text.startswith(expected[0]) and style == expected[1]

@@ -19,10 +19,10 @@ from textual.pilot import Pilot
 
 from ccm_tui.config import AlertSettings, ProviderSettings, Settings
 from ccm_tui.core.contract import Variant
-from ccm_tui.core.events import AttemptRecord, Event, ProviderChanged, RequestFinished, Usage
-from ccm_tui.core.states import FailureKind
+from ccm_tui.core.events import AttemptRecord, Event, ProviderChange, ProviderChanged, RequestFinished, Usage
+from ccm_tui.core.states import AttemptOutcome, ProviderState
 from ccm_tui.proxy.server import bind_socket
-from ccm_tui.routing.limits import Failure, QuotaSnapshot, QuotaWindow
+from ccm_tui.routing.limits import QuotaSnapshot, QuotaWindow
 from ccm_tui.tui.app import CcmApp
 from ccm_tui.tui.widgets.requests import RequestLog
 
@@ -108,11 +108,13 @@ def build_app() -> ScenicApp:
 
 
 def _ok(provider: str, model: str, at: float, took: float) -> AttemptRecord:
-    return AttemptRecord(provider, model, model, 200, "ok", "", at, took)
+    return AttemptRecord(provider, model, model, 200, AttemptOutcome.OK, "", at, took)
 
 
 def _rate_limited(provider: str, model: str, at: float, retry_after: float) -> AttemptRecord:
-    return AttemptRecord(provider, model, model, 429, "cooldown", RATE_LIMIT_REASON, at, 0.041, retry_after)
+    return AttemptRecord(
+        provider, model, model, 429, AttemptOutcome.COOLDOWN, RATE_LIMIT_REASON, at, 0.041, retry_after
+    )
 
 
 def _request(
@@ -183,29 +185,26 @@ def failover_scene() -> list[tuple[float, Event]]:
     for request in scene_requests():
         for attempt in request.attempts:
             variant = (attempt.provider, attempt.variant)
-            if attempt.outcome == "cooldown":
+            if attempt.outcome is AttemptOutcome.COOLDOWN:
                 until = attempt.started_at + (attempt.retry_after or 0)
-                changed = ProviderChanged(attempt.provider, attempt.variant, "cooling", until, attempt.reason)
+                changed = ProviderChanged(
+                    attempt.provider,
+                    attempt.variant,
+                    ProviderState.COOLING,
+                    ProviderChange.COOLING,
+                    until,
+                    attempt.reason,
+                )
                 scene.append((attempt.started_at, changed))
                 cooling.add(variant)
             elif variant in cooling:
                 cooling.discard(variant)
-                recovered = ProviderChanged(attempt.provider, attempt.variant, "ok", None, "recovered")
+                recovered = ProviderChanged(
+                    attempt.provider, attempt.variant, ProviderState.OK, ProviderChange.RECOVERED, None, "recovered"
+                )
                 scene.append((attempt.started_at + attempt.duration, recovered))
         scene.append((request.started_at + request.duration, request))
     return scene
-
-
-def _apply_health(app: CcmApp, event: RequestFinished) -> None:
-    """What the engine records per attempt, so the providers panel matches the stream."""
-    assert app.runtime is not None
-    health = app.runtime.engine.health
-    for attempt in event.attempts:
-        if attempt.outcome == "ok":
-            health.record_success(attempt.provider, attempt.variant, attempt.started_at, event.ttfb, event.usage)
-        else:
-            failure = Failure(FailureKind.COOLDOWN, attempt.retry_after, attempt.reason)
-            health.record_failure(attempt.provider, attempt.variant, failure, attempt.started_at)
 
 
 QUOTAS = {
@@ -232,11 +231,11 @@ async def play_failover_scene(scenic: ScenicApp, pilot: Pilot[Any]) -> None:
     for at, event in scene:
         scenic.clock.now = at
         if isinstance(event, RequestFinished):
-            _apply_health(app, event)
+            app.runtime.engine.replay(event)  # what the engine recorded per attempt: the panel matches the stream
         app.runtime.bus.publish(event)
     scenic.clock.now = NOW
     for name, quota in QUOTAS.items():
-        app.runtime.engine.health[name].quota = quota
+        app.runtime.engine.note_quota(name, quota)
     log = app.query_one(RequestLog)
     expected = 1 + len(scene)  # the welcome line, then one line per event
     await wait_until(pilot, lambda: len(log.lines) >= expected)

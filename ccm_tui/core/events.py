@@ -11,8 +11,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from ccm_tui.core.hints import NO_HINTS, ClientHints
+from ccm_tui.core.states import AttemptOutcome, ProviderState
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ class AttemptRecord:
     model: str
     variant: str
     status: int | None  # upstream HTTP status; None when there was none (refused, timed out, unusable reply)
-    outcome: str  # "ok", or a FailureKind value: "cooldown", "disable", "skip", "client_error", "stream_error"
+    outcome: AttemptOutcome
     reason: str  # short human text, never a key
     started_at: float
     duration: float
@@ -87,7 +89,19 @@ class RequestFinished:
 
     @property
     def failovers(self) -> int:
-        return sum(1 for a in self.attempts if a.outcome != "ok")
+        return sum(1 for a in self.attempts if a.outcome != AttemptOutcome.OK)
+
+
+class ProviderChange(StrEnum):
+    """Why a provider's state changed: what watchers branch on (the reason is only for people)."""
+
+    COOLING = "cooling"  # a transient failure started a cool-down
+    DISABLED = "disabled"  # an auth / billing / long-quota failure switched it off for a while
+    RECOVERED = "recovered"  # a success after failures
+    OFF = "off"  # switched off by the user
+    ON = "on"  # switched on by the user
+    KEY_SET = "key_set"  # the user gave it a new API key
+    RETRY_NOW = "retry_now"  # the user ended its cool-down / disable
 
 
 @dataclass(frozen=True)
@@ -96,7 +110,8 @@ class ProviderChanged:
 
     provider: str
     variant: str | None
-    state: str  # "ok", "cooling", "probing", "disabled", "off"
+    state: ProviderState
+    change: ProviderChange
     until: float | None = None
     reason: str = ""
 

@@ -2,7 +2,7 @@
 
 Requests first pass the guard (proxy/guard.py: Host, Origin, Content-Type), then the proxy key (every route
 but `GET /`). Reads each body once, validates its shape (proxy/validate.py), hands the request to the Engine
-and writes what it returns. Never lets a traceback reach a client.
+and writes the outcome it returns (rendered by proxy/render.py). Never lets a traceback reach a client.
 """
 
 from __future__ import annotations
@@ -11,23 +11,21 @@ import hmac
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ccm_tui.core.contract import ProxyRequest
-from ccm_tui.models import TIERS, tier_for_model
+from ccm_tui.models import tier_for_model
 from ccm_tui.proxy.errors import error_body
 from ccm_tui.proxy.guard import GuardPolicy, RequestGuard
+from ccm_tui.proxy.render import health_document, model_infos, render_refusal, served_headers
 from ccm_tui.proxy.validate import Invalid, parse_body, shown, validate_messages_request
-from ccm_tui.routing.engine import Engine, ProxyResponse
+from ccm_tui.routing.engine import Engine
+from ccm_tui.routing.outcome import Outcome, Refused
 
 log = logging.getLogger(__name__)
-
-# The id a tier is listed under in GET /v1/models (clients that list models pick from these).
-TIER_MODEL_IDS = {"haiku": "claude-haiku-4-5", "sonnet": "claude-sonnet-4-5", "opus": "claude-opus-4-5"}
 
 
 def new_request_id() -> str:
@@ -100,12 +98,14 @@ def create_app(
             betas=betas,
         )
 
-    def to_quart(result: ProxyResponse, request_id: str) -> Response:
-        if result.stream is None:
-            return _json(result.status, result.body, request_id, result.headers)
-        response = Response(result.stream, status=result.status, headers=result.headers)
+    def to_quart(outcome: Outcome, request_id: str) -> Response:
+        if isinstance(outcome, Refused):
+            rendered = render_refusal(outcome, request_id)
+            return _json(rendered.status, rendered.body, request_id, rendered.headers)
+        if outcome.stream is None:
+            return _json(200, outcome.body or b"", request_id, served_headers(outcome))
+        response = Response(outcome.stream, status=200, headers=served_headers(outcome))
         response.headers["request-id"] = request_id
-        response.headers["x-accel-buffering"] = "no"
         response.timeout = None
         return response
 
@@ -124,30 +124,10 @@ def create_app(
         count = await engine.count_tokens(parsed)
         return _json(200, b'{"input_tokens":%d}' % count, parsed.request_id)
 
-    def model_infos() -> list[dict[str, Any]]:
-        served: dict[str, list[str]] = {}
-        for name, provider in engine.providers.items():
-            if not engine.health[name].enabled:
-                continue
-            keys = list(provider.settings.models) or ([*TIERS] if provider.settings.kind == "anthropic" else [])
-            for key in keys:
-                model_id = TIER_MODEL_IDS.get(key, key if key != "default" else None)
-                if model_id:
-                    served.setdefault(model_id, []).append(name)
-        return [
-            {
-                "type": "model",
-                "id": model_id,
-                "display_name": f"{model_id} (via {', '.join(names)})",
-                "created_at": "2025-01-01T00:00:00Z",
-            }
-            for model_id, names in served.items()
-        ]
-
     @app.get("/v1/models")
     async def list_models() -> Response:
         request_id = new_request_id()
-        data = model_infos()
+        data = model_infos(engine.view())
         payload = {
             "data": data,
             "has_more": False,
@@ -159,14 +139,14 @@ def create_app(
     @app.get("/v1/models/<path:model_id>")
     async def get_model(model_id: str) -> Response:
         request_id = new_request_id()
-        for info in model_infos():
+        for info in model_infos(engine.view()):
             if info["id"] == model_id:
                 return _json(200, orjson.dumps(info), request_id)
         return _error(404, f"model: {shown(model_id)} is not served by any enabled provider.", request_id)
 
     @app.get("/health")
     async def health() -> Response:
-        return _json(200, orjson.dumps(engine.health_report()), new_request_id())
+        return _json(200, orjson.dumps(health_document(engine.view())), new_request_id())
 
     @app.get("/metrics")
     async def metrics() -> Response:

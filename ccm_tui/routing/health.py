@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ccm_tui.config import RoutingSettings
 from ccm_tui.core.events import Usage
-from ccm_tui.core.states import FailureKind
+from ccm_tui.core.states import FailureKind, ProviderState
 from ccm_tui.routing.limits import Failure, QuotaSnapshot, backoff_seconds
 
 RECENT_WINDOW_SECONDS = 300.0
@@ -34,10 +34,10 @@ class VariantHealth:
     probe_in_flight: bool = False  # one request is testing it right now
     last_reason: str = ""
 
-    def state(self, now: float) -> str:
+    def state(self, now: float) -> ProviderState:
         if self.cooldown_until > now:
-            return "cooling"
-        return "probing" if self.probe_in_flight else "ok"
+            return ProviderState.COOLING
+        return ProviderState.PROBING if self.probe_in_flight else ProviderState.OK
 
     def start_attempt(self) -> None:
         """Called as a request is sent here: the first one after a cool-down becomes the probe."""
@@ -70,18 +70,18 @@ class ProviderHealth:
     def is_disabled(self, now: float) -> bool:
         return self.disabled_until > now
 
-    def state(self, now: float) -> str:
+    def state(self, now: float) -> ProviderState:
         """The provider's headline state for the UI: off > disabled > cooling (all variants) > probing > ok."""
         if not self.enabled:
-            return "off"
+            return ProviderState.OFF
         if self.is_disabled(now):
-            return "disabled"
+            return ProviderState.DISABLED
         states = [v.state(now) for v in self.variants.values()]
-        if states and all(s == "cooling" for s in states):
-            return "cooling"
-        if "cooling" in states:
-            return "partial"
-        return "probing" if "probing" in states else "ok"
+        if states and all(s is ProviderState.COOLING for s in states):
+            return ProviderState.COOLING
+        if ProviderState.COOLING in states:
+            return ProviderState.PARTIAL
+        return ProviderState.PROBING if ProviderState.PROBING in states else ProviderState.OK
 
     def cooling_until(self, now: float) -> float | None:
         times = [v.cooldown_until for v in self.variants.values() if v.cooldown_until > now]
@@ -164,15 +164,37 @@ class HealthBook:
             return provider.disabled_until
         return None
 
-    def set_enabled(self, name: str, enabled: bool) -> None:
+    def record_stream_error(self, name: str, variant: str, now: float) -> None:
+        """A failure after the first byte that is not an overload: counted, no cool-down."""
         provider = self.providers[name]
-        provider.enabled = enabled
+        provider.variant(variant).probe_in_flight = False
+        provider.requests += 1
+        provider.errors += 1
+        provider.recent.append((now, None, False))
+
+    def abandon_probe(self, name: str, variant: str) -> None:
+        """The client left before an answer: nothing was learned about the upstream."""
+        self.providers[name].variant(variant).probe_in_flight = False
+
+    def note_quota(self, name: str, snapshot: QuotaSnapshot | None) -> None:
+        """The provider's live quota from its latest rate-limit headers; None forgets it."""
+        self.providers[name].quota = snapshot
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        self.providers[name].enabled = enabled
         if enabled:
-            # Switching a provider back on is the user's way to say "try again now".
-            provider.disabled_until = 0.0
-            provider.disabled_reason = ""
-            for state in provider.variants.values():
-                state.cooldown_until = 0.0
+            self.clear_waits(name)  # switching a provider back on is the user's way to say "try again now"
+
+    def clear_disable(self, name: str) -> None:
+        provider = self.providers[name]
+        provider.disabled_until = 0.0
+        provider.disabled_reason = ""
+
+    def clear_waits(self, name: str) -> None:
+        """End the provider's disable and every variant's cool-down; the next request tries it (as a probe)."""
+        self.clear_disable(name)
+        for state in self.providers[name].variants.values():
+            state.cooldown_until = 0.0
 
 
 def _add(a: Usage, b: Usage) -> Usage:

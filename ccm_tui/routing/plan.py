@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ccm_tui.core.contract import Route
+from ccm_tui.core.states import ProviderState
 from ccm_tui.routing.strategies import CandidateStats, rank
 
 
@@ -18,7 +19,7 @@ from ccm_tui.routing.strategies import CandidateStats, rank
 class Candidate:
     route: Route
     stats: CandidateStats
-    state: str  # "ok", "probing", "cooling", "disabled", "off"
+    state: ProviderState  # OK, PROBING, COOLING, DISABLED or OFF
     available_at: float | None = None  # when a cooling / disabled candidate is usable again
     exhausted_until: float | None = None  # quota headers say nothing is left until then
     reason: str = ""
@@ -31,20 +32,23 @@ class Plan:
     blocked: tuple[Candidate, ...]  # candidates left out, for the error message
 
 
+_BLOCKED = (ProviderState.OFF, ProviderState.DISABLED, ProviderState.COOLING)
+
+
 def plan_routes(candidates: Sequence[Candidate], strategy: str, now: float) -> Plan:
     ready: list[Candidate] = []
     deferred: list[Candidate] = []
     blocked: list[Candidate] = []
     for candidate in candidates:
-        if candidate.state in ("off", "disabled", "cooling"):
+        if candidate.state in _BLOCKED:
             blocked.append(candidate)
-        elif candidate.state == "probing" or (candidate.exhausted_until or 0) > now:
+        elif candidate.state is ProviderState.PROBING or (candidate.exhausted_until or 0) > now:
             deferred.append(candidate)
         else:
             ready.append(candidate)
 
     ordered = [group[i] for group in (ready, deferred) for i in rank([c.stats for c in group], strategy)]
-    times = [c.available_at for c in blocked if c.state == "cooling" and c.available_at]
+    times = [c.available_at for c in blocked if c.state is ProviderState.COOLING and c.available_at]
     return Plan(
         routes=tuple(c.route for c in ordered),
         soonest_available=min(times) if times else None,

@@ -46,6 +46,7 @@ from typing import Any
 
 from ccm_tui.core.events import AttemptRecord, Event, RequestFinished, SpendAlert, Usage
 from ccm_tui.core.scrub import scrub
+from ccm_tui.core.states import AttemptOutcome
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def event_from_rows(row: sqlite3.Row, attempts: list[sqlite3.Row]) -> RequestFin
                 model=a["model"],
                 variant=a["variant"],
                 status=a["status"],
-                outcome=a["outcome"],
+                outcome=AttemptOutcome(a["outcome"]),
                 reason=a["reason"],
                 started_at=a["started_at"],
                 duration=a["duration_ms"] / 1000.0,

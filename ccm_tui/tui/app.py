@@ -29,7 +29,15 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
 from ccm_tui.config import Settings
-from ccm_tui.core.events import Event, ProviderChanged, RequestFinished, RequestStarted, RoutingChanged, SpendAlert
+from ccm_tui.core.events import (
+    Event,
+    ProviderChange,
+    ProviderChanged,
+    RequestFinished,
+    RequestStarted,
+    RoutingChanged,
+    SpendAlert,
+)
 from ccm_tui.core.scrub import ScrubbingFilter, remember_secret
 from ccm_tui.format import countdown, usd
 from ccm_tui.proxy.server import BindError
@@ -159,8 +167,9 @@ class CcmApp(App[int]):
             return
         self.service.request_stop()
         runtime = self.runtime
-        if runtime is not None and runtime.engine.in_flight:
-            self.notify(f"Draining {runtime.engine.in_flight} in-flight request(s)…", timeout=30)
+        in_flight = runtime.engine.view().in_flight if runtime is not None else 0
+        if in_flight:
+            self.notify(f"Draining {in_flight} in-flight request(s)…", timeout=30)
         await self._stop_service()
         self.exit(0)
 
@@ -211,15 +220,15 @@ class CcmApp(App[int]):
         runtime = self.runtime
         if runtime is None or not self.is_running:
             return
-        engine = runtime.engine
+        view = runtime.engine.view()
         self.query_one(StatusBar).show(
             Status(
                 self.display_url,
-                engine.strategy,
-                engine.paused,
+                view.strategy,
+                view.paused,
                 self.requests_today,
                 runtime.spend.spent_today(),
-                engine.in_flight,
+                view.in_flight,
                 self.demo,
             )
         )
@@ -232,7 +241,7 @@ class CcmApp(App[int]):
 
     def action_toggle_provider(self, number: int) -> None:
         engine = self._engine()
-        names = list(engine.providers) if engine else []
+        names = engine.provider_names if engine else ()
         if not 1 <= number <= len(names):
             self.notify(f"There is no provider {number}.", severity="warning")
             return
@@ -248,7 +257,7 @@ class CcmApp(App[int]):
     def action_toggle_pause(self) -> None:
         engine = self._engine()
         if engine:
-            engine.set_paused(not engine.paused)
+            engine.toggle_paused()
             self.refresh_panels()
 
     def action_set_key(self) -> None:
@@ -293,7 +302,7 @@ class CcmApp(App[int]):
                 continue
             yield SystemCommand(command.title, command.help, getattr(self, f"action_{command.action}"))
         engine = self._engine()
-        for number, name in enumerate(engine.providers if engine else (), start=1):
+        for number, name in enumerate(engine.provider_names if engine else (), start=1):
             yield SystemCommand(
                 f"Toggle {name}",
                 f"Switch provider {number} ({name}) on or off",
@@ -301,19 +310,26 @@ class CcmApp(App[int]):
             )
 
 
+CHANGE_WORDS = {
+    ProviderChange.ON: "switched on",
+    ProviderChange.RECOVERED: "recovered",
+    ProviderChange.KEY_SET: "API key set",
+    ProviderChange.RETRY_NOW: "retried now: its cool-down ended",
+}
+
+
 def describe(event: Event, now: float) -> tuple[str, str] | None:
     """A notice line for state changes worth seeing in the stream (message, style); countdowns from `now`."""
     if isinstance(event, ProviderChanged):
         target = event.provider + (f" [{event.variant}]" if event.variant and "/" not in event.variant else "")
-        if event.state == "cooling":
+        change = event.change
+        if change is ProviderChange.COOLING:
             return f"{target} cooling down {countdown(event.until, now)}: {event.reason}", "yellow"
-        if event.state == "disabled":
+        if change is ProviderChange.DISABLED:
             return f"{target} disabled {countdown(event.until, now)}: {event.reason}", "bold red"
-        if event.state == "off":
+        if change is ProviderChange.OFF:
             return f"{event.provider} switched off", "dim"
-        if event.reason in ("switched on", "recovered", "API key set"):
-            return f"{target} {event.reason}", "green"
-        return None
+        return f"{target} {CHANGE_WORDS[change]}", "green"
     if isinstance(event, RoutingChanged):
         return f"strategy {event.strategy}" + ("; proxy PAUSED" if event.paused else ""), "cyan"
     if isinstance(event, SpendAlert):

@@ -1,4 +1,7 @@
-"""The providers panel: one row per provider in priority order, updated in place about once a second."""
+"""The providers panel: one row per provider in priority order, updated in place about once a second.
+
+Reads only the engine's read-only views (routing/views.py).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,11 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.widgets import DataTable
 
+from ccm_tui.core.states import ProviderState
 from ccm_tui.format import countdown, ms, tokens
 from ccm_tui.routing.engine import Engine
 from ccm_tui.routing.limits import QuotaWindow
+from ccm_tui.routing.views import ProviderView
 
 # (label, key, width): fixed widths, because cells change every second and must not be cut or jump.
 WIDE_COLUMNS = (
@@ -39,14 +44,15 @@ WIDE_FROM = sum(width + 2 * CELL_PADDING for _, _, width in WIDE_COLUMNS)
 
 
 HEALTH_STYLES = {
-    "ok": "green",
-    "probing": "yellow",
-    "partial": "yellow",
-    "cooling": "bold yellow",
-    "disabled": "bold red",
-    "off": "dim",
-    "no-key": "red",
+    ProviderState.OK: "green",
+    ProviderState.PROBING: "yellow",
+    ProviderState.PARTIAL: "yellow",
+    ProviderState.COOLING: "bold yellow",
+    ProviderState.DISABLED: "bold red",
+    ProviderState.OFF: "dim",
+    ProviderState.NO_KEY: "red",
 }
+WAITING = (ProviderState.COOLING, ProviderState.PARTIAL, ProviderState.DISABLED)  # shown with a countdown
 
 
 def quota_bar(window: QuotaWindow | None, now: float, width: int = 8, resets: bool = True) -> Text:
@@ -63,38 +69,35 @@ def quota_bar(window: QuotaWindow | None, now: float, width: int = 8, resets: bo
     return text
 
 
-def provider_cells(engine: Engine, index: int, name: str, now: float, narrow: bool = False) -> dict[str, Text]:
+def provider_cells(view: ProviderView, index: int, now: float, narrow: bool = False) -> dict[str, Text]:
     """Every cell of one provider's row, by column key (the narrow layout uses a subset)."""
-    health = engine.health[name]
-    state, until, reason = engine.provider_state(name)
-    label = {"no-key": "no key"}.get(state, state)
-    if state == "partial":  # some variants cooling: name them, the others still serve
-        cooling = [v.key for v in health.variants.values() if v.cooldown_until > now]
-        total = len(health.variants)
+    state = view.state
+    label = "no key" if state is ProviderState.NO_KEY else state.value
+    if state is ProviderState.PARTIAL:  # some variants cooling: name them, the others still serve
+        cooling = view.cooling_variants
+        total = len(view.variants)
         label = f"{cooling[0]} cooling" if len(cooling) == 1 else f"{len(cooling)}/{total} variants cooling"
-    if state in ("cooling", "partial", "disabled") and until:
-        label += f" {countdown(until, now)}"
+    if state in WAITING and view.until:
+        label += f" {countdown(view.until, now)}"
     health_text = Text(label, style=HEALTH_STYLES.get(state, ""))
-    if reason and state not in ("ok", "off"):
-        health_text.append(f" {reason}", style="dim")
-    p50 = health.latency_p50(now)
-    error_rate = health.error_rate(now)
-    quota = health.quota
+    if view.reason and state not in (ProviderState.OK, ProviderState.OFF):
+        health_text.append(f" {view.reason}", style="dim")
+    quota = view.quota
     if quota is not None:
-        bar = {"width": 4, "resets": False} if narrow else {}
-        requests, token_bar = quota_bar(quota.requests, now, **bar), quota_bar(quota.tokens, now, **bar)
+        width, resets = (4, False) if narrow else (8, True)
+        requests = quota_bar(quota.requests, now, width, resets)
+        token_bar = quota_bar(quota.tokens, now, width, resets)
     else:  # no rate-limit headers from this upstream: show what we counted ourselves
-        count, used = health.local_counts(now, 60.0)
-        requests = Text(f"local {count}/min", style="dim")
-        token_bar = Text(f"local {tokens(used)}/min", style="dim")
+        requests = Text(f"local {view.local_requests}/min", style="dim")
+        token_bar = Text(f"local {tokens(view.local_tokens)}/min", style="dim")
     return {
         "n": Text(str(index), style="bold"),
-        "name": Text(name, style="bold" if health.enabled else "dim"),
-        "on": Text("●", style="green") if health.enabled else Text("○", style="dim"),
+        "name": Text(view.name, style="bold" if view.enabled else "dim"),
+        "on": Text("●", style="green") if view.enabled else Text("○", style="dim"),
         "health": health_text,
-        "p50": Text(ms(p50)),
-        "err": Text(f"{error_rate:.0%}", style="red" if error_rate > 0.2 else ""),
-        "reqs": Text(str(health.requests)),
+        "p50": Text(ms(view.latency_p50)),
+        "err": Text(f"{view.error_rate:.0%}", style="red" if view.error_rate > 0.2 else ""),
+        "reqs": Text(str(view.requests)),
         "rq": requests,
         "tq": token_bar,
     }
@@ -128,9 +131,9 @@ class ProvidersPanel(DataTable[Text]):
         for label, key, width in self._columns:
             self.add_column(label, key=key, width=width)
         now = self.clock()
-        for index, name in enumerate(self.engine.providers, start=1):
-            cells = provider_cells(self.engine, index, name, now, narrow)
-            self.add_row(*(cells[key] for _, key, _ in self._columns), key=name)
+        for index, view in enumerate(self.engine.view().providers, start=1):
+            cells = provider_cells(view, index, now, narrow)
+            self.add_row(*(cells[key] for _, key, _ in self._columns), key=view.name)
         self.move_cursor(row=row)
 
     @property
@@ -141,12 +144,12 @@ class ProvidersPanel(DataTable[Text]):
         if self.narrow is None:
             return
         now = self.clock()
-        for index, name in enumerate(self.engine.providers, start=1):
-            cells = provider_cells(self.engine, index, name, now, self.narrow)
+        for index, view in enumerate(self.engine.view().providers, start=1):
+            cells = provider_cells(view, index, now, self.narrow)
             for _, key, _ in self._columns:
-                self.update_cell(name, key, cells[key])
+                self.update_cell(view.name, key, cells[key])
 
     @property
     def selected_provider(self) -> str | None:
-        names = list(self.engine.providers)
+        names = self.engine.provider_names
         return names[self.cursor_row] if names and 0 <= self.cursor_row < len(names) else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from rich.table import Table
 from rich.text import Text
@@ -13,6 +13,7 @@ from textual.widgets import Sparkline, Static
 
 from ccm_tui.format import tokens, usd
 from ccm_tui.routing.engine import Engine
+from ccm_tui.routing.views import ProviderView
 from ccm_tui.telemetry.spend import SpendTracker, local_day_bounds
 
 
@@ -54,7 +55,7 @@ class SpendPanel(Vertical):
         hours += [0.0] * (24 - len(hours))  # the whole day on one scale, the future empty
         self.query_one("#spend-minutes", Sparkline).data = minutes
         self.query_one("#spend-hours", Sparkline).data = hours
-        self.query_one("#spend-tokens", Static).update(tokens_table(self.engine))
+        self.query_one("#spend-tokens", Static).update(tokens_table(self.engine.view().providers))
 
 
 def totals_text(spend: SpendTracker) -> Text:
@@ -75,15 +76,15 @@ def totals_text(spend: SpendTracker) -> Text:
     return totals
 
 
-def tokens_table(engine: Engine) -> Table:
+def tokens_table(providers: Iterable[ProviderView]) -> Table:
     """Tokens in and out per provider this session; long names are cut, the numbers never."""
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column(style="cyan", no_wrap=True, overflow="ellipsis", ratio=1)
     table.add_column(justify="right", no_wrap=True)
     table.add_column(justify="right", no_wrap=True)
     table.add_row(Text("tokens", style="dim"), Text("in", style="dim"), Text("out", style="dim"))
-    for name in engine.providers:
-        usage = engine.health[name].usage_total
+    for view in providers:
+        usage = view.usage_total
         if usage.total_input_tokens or usage.output_tokens:
-            table.add_row(name, tokens(usage.total_input_tokens), tokens(usage.output_tokens))
+            table.add_row(view.name, tokens(usage.total_input_tokens), tokens(usage.output_tokens))
     return table
