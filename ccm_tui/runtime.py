@@ -19,7 +19,7 @@ from ccm_tui import secrets
 from ccm_tui.config import Settings, default_data_dir
 from ccm_tui.core.events import EventBus, RequestFinished
 from ccm_tui.core.scrub import remember_secret
-from ccm_tui.providers import build_provider
+from ccm_tui.providers.build import build_provider
 from ccm_tui.proxy.app import create_app
 from ccm_tui.proxy.guard import GuardPolicy
 from ccm_tui.routing.engine import Engine

@@ -10,7 +10,7 @@ from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import ProxyRequest, Variant
 from ccm_tui.core.events import Usage
 from ccm_tui.core.states import FailureKind, ProviderState
-from ccm_tui.routing.candidates import CostLookup, build_candidates
+from ccm_tui.routing.candidates import NoPrices, build_candidates
 from ccm_tui.routing.health import HealthBook
 from ccm_tui.routing.limits import Failure, QuotaSnapshot, QuotaWindow
 
@@ -23,7 +23,7 @@ class Facts:
     has_credentials: bool = True
 
 
-class Prices(CostLookup):
+class Prices(NoPrices):
     def price_per_mtok(self, provider: str, model: str) -> tuple[float, float] | None:
         return (3.0, 15.0) if provider == "priced" else None
 
@@ -41,7 +41,7 @@ def build(setup, *, credentials: bool = True, body_bytes: int = 400):
     providers = {"p": Facts(provider("p", "a", "b@eu-west-1"), credentials)}
     book = HealthBook(["p"], RoutingSettings(), {})
     setup(book)
-    return build_candidates(request(body_bytes), providers, book, CostLookup(), NOW)
+    return build_candidates(request(body_bytes), providers, book, NoPrices(), NOW)
 
 
 def cool(book: HealthBook, variant: str = "a", seconds: float = 30) -> None:

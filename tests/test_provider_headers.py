@@ -16,7 +16,7 @@ import pytest
 from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import MessageReply, Route, Variant
 from ccm_tui.demo.mockserver import MockServer
-from ccm_tui.providers import build_provider
+from ccm_tui.providers.build import build_provider
 from ccm_tui.providers.headers import configures, request_headers
 from tests.mocks.cloud_mocks import BedrockMock, GeminiMock, VertexMock
 from tests.mocks.upstreams import AnthropicMock, OpenAIMock

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import anthropic
-import orjson
 from aiohttp import web
 
 from ccm_tui.config import ProviderSettings, RoutingSettings, Variant
+from ccm_tui.proxy.render import health_document
 from tests.mocks.upstreams import MockServer, OpenAIMock
 
 HUGE_LINE_BYTES = 20 * 1024 * 1024
@@ -56,7 +56,7 @@ async def test_an_oversized_upstream_event_fails_over_to_the_next_provider(start
         assert message.content and message.content[0].type == "text"
         assert len(broken.requests) == 1 and len(healthy.requests) == 1
         [record] = await proxy.wait_finished(1)
-        report = orjson.loads(orjson.dumps(proxy.engine.health_report()))
+        report = health_document(proxy.engine.view())
         broken_state = next(p for p in report["providers"] if p["name"] == "broken")
         assert broken_state["state"] != "ok"
         assert "larger than" in (broken_state["reason"] or "")

@@ -1,31 +1,29 @@
-"""Provider adapters, one module per kind; `build_provider` picks the adapter for a ProviderSettings."""
+"""Provider adapters, one module per kind; `providers.build` picks the adapter for a ProviderSettings.
+
+The Provider protocol lives here, not in base.py, so routing can name it without loading any HTTP client:
+importing this package loads no adapter and no HTTP client.
+"""
 
 from __future__ import annotations
 
-from ccm_tui.config import ProviderSettings, RoutingSettings
-from ccm_tui.providers.base import Provider
+from typing import Protocol
+
+from ccm_tui.config import ProviderSettings
+from ccm_tui.core.contract import ProxyRequest, Reply, Route
 
 
-def build_provider(settings: ProviderSettings, routing: RoutingSettings) -> Provider:
-    # Imported lazily so a kind's dependencies (botocore, google-auth) load only when it is configured.
-    if settings.kind == "anthropic":
-        from ccm_tui.providers.anthropic import AnthropicProvider
+class Provider(Protocol):
+    settings: ProviderSettings
 
-        return AnthropicProvider(settings, routing)
-    if settings.kind == "openai":
-        from ccm_tui.providers.openai import OpenAIProvider
+    def set_api_key(self, key: str | None) -> None: ...
 
-        return OpenAIProvider(settings, routing)
-    if settings.kind == "bedrock":
-        from ccm_tui.providers.bedrock import BedrockProvider
+    @property
+    def has_credentials(self) -> bool: ...
 
-        return BedrockProvider(settings, routing)
-    if settings.kind == "vertex":
-        from ccm_tui.providers.vertex import VertexProvider
+    async def send(self, request: ProxyRequest, route: Route) -> Reply: ...
 
-        return VertexProvider(settings, routing)
-    if settings.kind == "gemini":
-        from ccm_tui.providers.gemini import GeminiProvider
+    async def count_tokens(self, request: ProxyRequest, route: Route) -> int | None:
+        """The upstream's native count, or None when it has none (the caller estimates locally)."""
+        ...
 
-        return GeminiProvider(settings, routing)
-    raise ValueError(f"unknown provider kind {settings.kind!r}")
+    async def aclose(self) -> None: ...

@@ -1,4 +1,4 @@
-"""The Provider protocol and the HTTP plumbing every adapter shares (one client per provider, transport errors).
+"""The HTTP plumbing every adapter shares: one client per provider, transport errors, opening responses.
 
 The types adapters exchange with the engine (ProxyRequest, Route, replies, UpstreamError) live in
 ccm_tui.core.contract, so translate/ and routing/ can use them without importing HTTP clients.
@@ -8,31 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from ccm_tui.config import ProviderSettings, RoutingSettings
-from ccm_tui.core.contract import ProxyRequest, Reply, Route, UpstreamError
+from ccm_tui.core.contract import UpstreamError
 from ccm_tui.core.states import TransportFailure
-
-
-class Provider(Protocol):
-    settings: ProviderSettings
-
-    def set_api_key(self, key: str | None) -> None: ...
-
-    @property
-    def has_credentials(self) -> bool: ...
-
-    async def send(self, request: ProxyRequest, route: Route) -> Reply: ...
-
-    async def count_tokens(self, request: ProxyRequest, route: Route) -> int | None:
-        """The upstream's native count, or None when it has none (the caller estimates locally)."""
-        ...
-
-    async def aclose(self) -> None: ...
 
 
 def make_http_client(provider: ProviderSettings, routing: RoutingSettings) -> httpx.AsyncClient:

@@ -11,6 +11,7 @@ import hmac
 import logging
 import uuid
 from collections.abc import Callable
+from typing import cast
 
 import orjson
 from quart import Quart, Response, request
@@ -19,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 from ccm_tui.core.contract import ProxyRequest
 from ccm_tui.models import tier_for_model
 from ccm_tui.proxy.errors import error_body
-from ccm_tui.proxy.guard import GuardPolicy, RequestGuard
+from ccm_tui.proxy.guard import AsgiApp, GuardPolicy, RequestGuard
 from ccm_tui.proxy.render import health_document, model_infos, render_refusal, served_headers
 from ccm_tui.proxy.validate import Invalid, parse_body, shown, validate_messages_request
 from ccm_tui.routing.engine import Engine
@@ -53,7 +54,10 @@ def create_app(
     guard: GuardPolicy | None = None,
 ) -> Quart:
     app = Quart("ccm_tui")
-    app.asgi_app = RequestGuard(app.asgi_app, guard or GuardPolicy(), new_request_id)  # type: ignore[method-assign]
+    # Quart's documented way to add ASGI middleware is to replace `asgi_app`; its hypercorn-typed scopes are
+    # plain mappings to the guard.
+    guarded = RequestGuard(cast(AsgiApp, app.asgi_app), guard or GuardPolicy(), new_request_id)
+    app.asgi_app = guarded  # type: ignore[method-assign,assignment]
     # Streams of thinking models run for many minutes; Quart's default 60 s would cut them silently.
     app.config["RESPONSE_TIMEOUT"] = None
     app.config["BODY_TIMEOUT"] = 120

@@ -241,7 +241,7 @@ SOURCE = Tagged(
 
 TOOL_RESULT_CONTENT = Nullable(CONTENT)
 
-CONTENT_BLOCK = Tagged(
+CONTENT_BLOCK: Tagged = Tagged(
     {
         "text": _block({"text": STRING, "citations": Nullable(ArrayOf(ANY_TYPED))}, ("text",)),
         "image": _block({"source": SOURCE}, ("source",)),
@@ -282,7 +282,7 @@ SYSTEM = Nullable(
 
 # Only the JSON-Schema keywords whose types the translators rely on; the upstream judges the rest.
 SCHEMA: Spec = Later(lambda: SCHEMA_OR_BOOLEAN)
-SCHEMA_OBJECT = Shape(
+SCHEMA_OBJECT: Shape = Shape(
     {
         "type": Either({str: STRING, list: ArrayOf(STRING)}, "a string or an array of strings"),
         "properties": MapOf(SCHEMA),
@@ -298,7 +298,7 @@ SCHEMA_OBJECT = Shape(
         "description": STRING,
     }
 )
-SCHEMA_OR_BOOLEAN = Either({dict: SCHEMA_OBJECT, bool: BOOLEAN}, "a schema object or a boolean")
+SCHEMA_OR_BOOLEAN: Either = Either({dict: SCHEMA_OBJECT, bool: BOOLEAN}, "a schema object or a boolean")
 
 
 def _tool_needs_name(tool: dict[str, Any]) -> Problem | None:

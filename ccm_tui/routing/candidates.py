@@ -20,8 +20,16 @@ from ccm_tui.routing.strategies import CandidateStats
 BYTES_PER_TOKEN = 4  # a cheap estimate of a request's input tokens, good enough to compare with a quota
 
 
-class CostLookup:
-    """What routing needs from telemetry.costs.PriceBook; this base knows no prices."""
+class CostLookup(Protocol):
+    """What routing needs from telemetry.costs.PriceBook."""
+
+    def cost_usd(self, provider: str, model: str, usage: Usage) -> float | None: ...
+
+    def price_per_mtok(self, provider: str, model: str) -> tuple[float, float] | None: ...
+
+
+class NoPrices:
+    """A CostLookup that knows no prices (tests, and routing before the price catalogue has loaded)."""
 
     def cost_usd(self, provider: str, model: str, usage: Usage) -> float | None:
         return None

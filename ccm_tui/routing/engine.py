@@ -13,8 +13,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 
-import httpx
-
 from ccm_tui.config import STRATEGIES, Settings
 from ccm_tui.core.contract import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError
 from ccm_tui.core.events import (
@@ -27,10 +25,10 @@ from ccm_tui.core.events import (
     RoutingChanged,
     Usage,
 )
-from ccm_tui.core.states import AttemptOutcome, FailureKind, ProviderState
-from ccm_tui.providers.base import Provider, transport_error
+from ccm_tui.core.states import AttemptOutcome, FailureKind, ProviderState, TransportFailure
+from ccm_tui.providers import Provider
 from ccm_tui.routing.attempts import AttemptLog, InFlightSlot
-from ccm_tui.routing.candidates import CostLookup, build_candidates
+from ccm_tui.routing.candidates import CostLookup, NoPrices, build_candidates
 from ccm_tui.routing.health import HealthBook
 from ccm_tui.routing.limits import Failure, QuotaSnapshot, classify, is_overload, quota_from_headers
 from ccm_tui.routing.outcome import Outcome, RefusalKind, Refused, Served, blocked, exhausted
@@ -56,7 +54,7 @@ class Engine:
         self.settings = settings
         self.providers = dict(providers)
         self.bus = bus
-        self.prices = prices or CostLookup()
+        self.prices: CostLookup = prices or NoPrices()
         self.clock = clock
         self._health = HealthBook(
             list(self.providers), settings.routing, {p.name: p.enabled for p in settings.providers}
@@ -129,10 +127,10 @@ class Engine:
                 return Served(route, len(run.records) - 1, body=reply.body)
             relaying = True
             return Served(route, len(run.records), stream=self._relay(run, route, reply, first, started, slot))
-        except (UpstreamError, httpx.TransportError, TimeoutError) as exc:
+        except Exception as exc:
             if isinstance(reply, StreamReply):
                 await reply.aclose()
-            error = exc if isinstance(exc, UpstreamError) else transport_error(exc)
+            error = as_upstream_error(exc)
             slot.release()
             return self._record_failure(run, route, error, started, next_route), error
         except BaseException:
@@ -160,8 +158,8 @@ class Engine:
             if not reply.meter.completed and reply.meter.error_type is None:
                 error = ("api_error", "the upstream stream ended before message_stop")
                 yield _separator(tail) + error_event(*error)
-        except (UpstreamError, httpx.TransportError, TimeoutError) as exc:
-            upstream = exc if isinstance(exc, UpstreamError) else transport_error(exc)
+        except Exception as exc:
+            upstream = as_upstream_error(exc)
             # By status and vendor error type only (limits.is_overload): an overload cools the provider down.
             error_type = "overloaded_error" if is_overload(upstream) else "api_error"
             error = (error_type, f"upstream {route.provider} failed mid-stream: {upstream.message}")
@@ -374,3 +372,14 @@ def _separator(tail: bytes) -> bytes:
     if tail.endswith(b"\n\n") or tail.endswith(b"\r\n\r\n"):
         return b""
     return b"\n\n" if not tail.endswith(b"\n") else b"\n"
+
+
+def as_upstream_error(exc: BaseException) -> UpstreamError:
+    """Adapters raise UpstreamError for every upstream failure; a timeout here is the engine's own deadline, and
+    anything else is an adapter bug, which must still fail over (and be logged), never reach the client as a 500."""
+    if isinstance(exc, UpstreamError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return UpstreamError.no_response(TransportFailure.TIMEOUT, "upstream timed out")
+    log.error("provider adapter failed unexpectedly", exc_info=exc)
+    return UpstreamError.bad_reply(f"the adapter failed on this reply ({type(exc).__name__})")
