@@ -257,3 +257,20 @@ async def test_client_leaving_before_the_first_byte_aborts_upstream_and_is_recor
     await asyncio.wait_for(primary.aborted.wait(), timeout=5)
     [finished] = await proxy.wait_finished()
     assert finished.status == 499 and finished.error_type == "client_closed"
+
+
+async def test_claude_code_session_headers_reach_the_finished_record(start_proxy, primary) -> None:
+    proxy = await start_proxy([anthropic_provider("anth", primary.url)])
+    headers = {
+        "x-claude-code-session-id": "sess-42",
+        "x-claude-code-agent-id": "agent-7",
+        "x-claude-code-parent-agent-id": "agent-1",
+        "x-claude-code-request-class": "subagent",
+        "x-claude-code-agent-type": "Explore",
+    }
+    await client(proxy.url).messages.create(model="claude-haiku-4-5", extra_headers=headers, **ASK)
+    [finished] = await proxy.wait_finished(1)
+    hints = finished.hints
+    assert (hints.session_id, hints.agent_id, hints.parent_agent_id) == ("sess-42", "agent-7", "agent-1")
+    assert hints.request_class == "subagent" and hints.agent_type == "Explore"
+    assert not any(name.startswith("x-claude-code") for name in primary.requests[-1].headers)

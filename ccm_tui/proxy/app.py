@@ -18,6 +18,7 @@ from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ccm_tui.core.contract import ProxyRequest
+from ccm_tui.core.hints import hints_from_headers
 from ccm_tui.models import tier_for_model
 from ccm_tui.proxy.errors import error_body
 from ccm_tui.proxy.guard import AsgiApp, GuardPolicy, RequestGuard
@@ -100,6 +101,7 @@ def create_app(
             stream=bool(body.get("stream", False)) and require_max_tokens,
             anthropic_version=request.headers.get("anthropic-version", "2023-06-01"),
             betas=betas,
+            hints=hints_from_headers(request.headers),
         )
 
     def to_quart(outcome: Outcome, request_id: str) -> Response:

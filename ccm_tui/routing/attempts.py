@@ -90,6 +90,7 @@ class AttemptLog:
             error_type=error[0] if error else None,
             error_message=error[1] if error else None,
             headers_of_note=tuple((k, headers[k]) for k in NOTABLE_HEADERS if headers and k in headers),
+            hints=self.request.hints,
         )
 
 
