@@ -31,13 +31,23 @@ from ccm_tui.core.events import (
     RoutingChanged,
     SpendAlert,
 )
+from ccm_tui.core.states import ProviderState
 
 # Claude Code turns: first bytes from ~0.3 s (small models) to a minute or two (a model that thinks first).
 TTFB_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0, 120.0)
 # Whole requests: count_tokens in milliseconds, long streamed answers in minutes.
 DURATION_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
-UP_VALUES = {"ok": 1.0, "cooling": 0.5, "probing": 0.5, "disabled": 0.0, "off": 0.0}
+# ccm_provider_up: 1 serving, 0.5 recovering or partly cooling, 0 not serving.
+UP_VALUES = {
+    ProviderState.OK: 1.0,
+    ProviderState.PROBING: 0.5,
+    ProviderState.PARTIAL: 0.5,
+    ProviderState.COOLING: 0.5,
+    ProviderState.DISABLED: 0.0,
+    ProviderState.OFF: 0.0,
+    ProviderState.NO_KEY: 0.0,
+}
 NO_PROVIDER = "none"
 
 
@@ -72,7 +82,7 @@ class Metrics:
         self.paused = Gauge("ccm_routing_paused", "1 while the proxy is paused", registry=r)
         self.spend_alerts = Counter("ccm_spend_alerts", "Spend alerts raised", ("window",), registry=r)
         # provider -> (provider-level state, {variant: state}); a provider is as up as its best variant allows.
-        self._states: dict[str, tuple[str, dict[str, str]]] = {}
+        self._states: dict[str, tuple[ProviderState, dict[str, ProviderState]]] = {}
         # labels() takes a lock and builds a key on every call; the label sets are few, so keep the children.
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
@@ -122,7 +132,7 @@ class Metrics:
             self._child(self.cost, provider).inc(event.cost_usd)
 
     def _on_provider_changed(self, event: ProviderChanged) -> None:
-        provider_state, variants = self._states.get(event.provider, ("ok", {}))
+        provider_state, variants = self._states.get(event.provider, (ProviderState.OK, {}))
         if event.variant is None:
             provider_state = event.state
         else:
