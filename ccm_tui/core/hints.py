@@ -7,9 +7,9 @@ rules), history and the sessions view read them from here; nothing is forwarded 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 MAX_HINT_LENGTH = 128  # ids are UUID-sized; anything longer is not Claude Code's and is cut
 
@@ -34,7 +34,13 @@ class ClientHints:
 NO_HINTS = ClientHints()
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+class HeaderLookup(Protocol):
+    """Any case-insensitive header collection (werkzeug's Headers, httpx's, a lower-cased dict)."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+def _header(headers: HeaderLookup, name: str) -> str | None:
     value = headers.get(name)
     if value is None:
         return None
@@ -42,7 +48,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def hints_from_headers(headers: Mapping[str, str]) -> ClientHints:
+def hints_from_headers(headers: HeaderLookup) -> ClientHints:
     """The hints in a request's headers (lookups must be case-insensitive, as HTTP headers are)."""
     raw_class = _header(headers, "x-claude-code-request-class")
     try:
