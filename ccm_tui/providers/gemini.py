@@ -99,7 +99,7 @@ class GeminiProvider:
         if request.stream:
             return StreamReply(_encoded(events), header_items(response.headers), meter, response.aclose)
         try:
-            message = message_from_events([event async for event in events])
+            message = message_from_events([event async for batch in events for event in batch])
         finally:
             await response.aclose()
         return MessageReply(
