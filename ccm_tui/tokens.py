@@ -3,6 +3,10 @@
 cl100k (tiktoken, from the offline package: no download) scaled by 1.15, the usual Claude-vs-cl100k gap.
 Counts system, message text, tool inputs and results, thinking, and tool schemas; images use Anthropic's
 ~(w*h)/750 rule at a typical 1092x1092 size. Blocking CPU work: callers run it in a thread.
+
+`quick_input_estimate` is the request-path variant (the `message_start` usage of translated streams): the same
+walk over the body, but characters divided by a ratio instead of a tokenizer, so a megabyte prompt costs
+microseconds, not a tokenizer pass in the event loop.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import orjson
 CLAUDE_FACTOR = 1.15
 IMAGE_TOKENS = 1600
 PER_MESSAGE_OVERHEAD = 4
+CHARS_PER_TOKEN = 3.5  # Claude tokens: ~4 characters per cl100k token, 1.15 Claude tokens per cl100k token
 
 
 @cache
@@ -66,8 +71,8 @@ def _image_count(value: Any) -> int:
     return count
 
 
-def estimate_input_tokens(body: dict[str, Any]) -> int:
-    encode = _encoding().encode_ordinary
+def _prompt_texts(body: dict[str, Any]) -> tuple[list[str], int, int]:
+    """(every string of the prompt, number of messages, number of images)."""
     texts = _texts(body.get("system", ""))
     messages = body.get("messages") or []
     images = 0
@@ -80,6 +85,24 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
             texts.append(str(tool.get("name", "")))
             texts.append(str(tool.get("description", "")))
             texts.append(orjson.dumps(tool.get("input_schema", {})).decode())
+    return texts, len(messages), images
+
+
+def quick_input_estimate(body: dict[str, Any]) -> int:
+    """A tokenizer-free input estimate, cheap enough for the event loop."""
+    texts, messages, images = _prompt_texts(body)
+    characters = sum(len(text) for text in texts)
+    return max(1, math.ceil(characters / CHARS_PER_TOKEN) + PER_MESSAGE_OVERHEAD * messages + IMAGE_TOKENS * images)
+
+
+def quick_text_estimate(text_length: int) -> int:
+    """Tokens in `text_length` characters of generated text (when an upstream reports no usage)."""
+    return math.ceil(text_length / CHARS_PER_TOKEN)
+
+
+def estimate_input_tokens(body: dict[str, Any]) -> int:
+    encode = _encoding().encode_ordinary
+    texts, messages, images = _prompt_texts(body)
     tokens = sum(len(encode(text)) for text in texts if text)
-    tokens += PER_MESSAGE_OVERHEAD * len(messages) + IMAGE_TOKENS * images
+    tokens += PER_MESSAGE_OVERHEAD * messages + IMAGE_TOKENS * images
     return max(1, math.ceil(tokens * CLAUDE_FACTOR))

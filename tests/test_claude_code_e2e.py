@@ -37,7 +37,9 @@ def claude_binary() -> Path:
     return CLAUDE
 
 
-async def run_claude(base_url: str, tmp_path: Path, prompt: str = "Run the marker command.") -> dict:
+async def run_claude(
+    base_url: str, tmp_path: Path, prompt: str = "Run the marker command.", extra_env: dict[str, str] | None = None
+) -> dict:
     home, work = tmp_path / "claude-home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
@@ -48,6 +50,7 @@ async def run_claude(base_url: str, tmp_path: Path, prompt: str = "Run the marke
         "ANTHROPIC_API_KEY": "dummy",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "IS_SANDBOX": "1",  # needed for bypassPermissions as root
+        **(extra_env or {}),
     }
     process = await asyncio.create_subprocess_exec(
         str(claude_binary()),

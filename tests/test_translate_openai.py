@@ -296,13 +296,12 @@ OPTION_CASES = [
                     "eager_input_streaming": True,
                     "strict": True,
                 },
-                {"type": "web_search_20250305", "name": "web_search", "max_uses": 5},
-                {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
+                {"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"},
             ],
         },
         DEFAULT,
         {"tools": [BASH_FUNCTION]},
-        id="tools-anthropic-keys-and-server-tools-dropped",
+        id="tools-anthropic-keys-dropped-deferred-tools-declared-without-tool-search",
     ),
     pytest.param({**HI, "tools": [BASH_TOOL], "tool_choice": {"type": "auto"}}, DEFAULT, {"tool_choice": "auto"}),
     pytest.param({**HI, "tools": [BASH_TOOL], "tool_choice": {"type": "any"}}, DEFAULT, {"tool_choice": "required"}),
@@ -327,9 +326,9 @@ OPTION_CASES = [
     ),
     pytest.param(
         {**HI, "tools": [{"type": "web_search_20250305", "name": "web_search"}], "tool_choice": {"type": "any"}},
-        DEFAULT,
-        {"tools": None, "tool_choice": None},
-        id="only-server-tools-means-no-tools",
+        OpenAIQuirks(web_search_plugin=True),
+        {"tools": None, "tool_choice": None, "plugins": [{"id": "web"}]},
+        id="web-search-becomes-the-openrouter-web-plugin",
     ),
     pytest.param(
         {
@@ -385,8 +384,8 @@ OPTION_CASES = [
     pytest.param(
         {**HI, "stop_sequences": ["a", "b", "c", "d", "e"]},
         DEFAULT,
-        {"stop": ["a", "b", "c", "d"]},
-        id="stop-sequences-truncated-to-4",
+        {"stop": None},
+        id="stop-sequences-enforced-locally-not-sent",
     ),
     pytest.param(
         {**HI, "temperature": 0.2, "top_p": 0.9, "top_k": 40},
@@ -435,7 +434,7 @@ OPTION_CASES = [
         id="adaptive-thinking-has-no-budget",
     ),
     pytest.param(
-        {**HI, "thinking": {"type": "enabled", "budget_tokens": 5000}},
+        {**HI, "max_tokens": 16000, "thinking": {"type": "enabled", "budget_tokens": 5000}},
         OpenAIQuirks(reasoning_request="openrouter"),
         {"reasoning": {"max_tokens": 5000}},
         id="thinking-openrouter-reasoning",
@@ -803,7 +802,7 @@ def test_stream_finish_reasons(finish_reason: str, stop_reason: str) -> None:
     assert sdk_final_message(data).stop_reason == stop_reason == meter.stop_reason
 
 
-def test_stream_reasoning_deltas_are_dropped() -> None:
+def test_stream_reasoning_is_dropped_when_thinking_was_not_asked_for() -> None:
     data, _ = run_stream(
         [
             ROLE,
@@ -812,7 +811,6 @@ def test_stream_reasoning_deltas_are_dropped() -> None:
             chunk({"content": "Answer"}),
             chunk({}, "stop"),
         ],
-        quirks=OpenAIQuirks(reasoning_deltas=True),
     )
     assert [(b.type, b.text) for b in sdk_final_message(data).content] == [("text", "Answer")]
 

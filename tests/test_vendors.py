@@ -141,6 +141,10 @@ def test_vendor_for_url(base_url: str | None, expected: str) -> None:
         ("vertex", "claude-opus-4-1@20250805", 32000, None),
         ("openai", "gpt-4.1-mini", 32768, None),
         ("openai", "gpt-5", 128000, None),
+        # An aggregator's publisher/model id gets the publisher's limits.
+        ("openrouter", "google/gemini-2.5-flash", 65536, 24576),
+        ("openrouter", "anthropic/claude-sonnet-4.5", 64000, None),
+        ("github", "openai/gpt-4.1", 32768, None),
     ],
 )
 def test_model_limits(name: str, model: str, output_cap: int, thinking_max: int | None) -> None:
@@ -154,7 +158,7 @@ def test_model_limits(name: str, model: str, output_cap: int, thinking_max: int 
     [
         ("anthropic", "claude-opus-4-6"),  # a newer minor version is not claude-opus-4
         ("openai", "gpt-4o"),
-        ("openrouter", "anthropic/claude-sonnet-4.5"),  # the row lists no models
+        ("openrouter", "meta-llama/llama-3.3-70b"),  # neither the row nor a publisher knows it
         ("mistral", "mistral-large"),
     ],
 )
@@ -165,9 +169,9 @@ def test_model_limits_unknown(name: str, model: str) -> None:
 @pytest.mark.parametrize(
     ("name", "model", "developer", "sampling", "cap"),
     [
-        ("openai", "gpt-5", True, False, None),
+        ("openai", "gpt-5", True, False, 128000),  # the model's output cap
         ("openai", "o3-mini", True, False, None),
-        ("openai", "gpt-4.1", False, True, None),
+        ("openai", "gpt-4.1", False, True, 32768),
         ("github", "openai/o4-mini", True, False, 4000),
         ("openrouter", "openai/gpt-5", False, True, 32000),
         ("groq", "openai/gpt-oss-120b", False, True, 32768),

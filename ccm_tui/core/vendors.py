@@ -44,16 +44,22 @@ class OpenAIQuirks:
 
     system_role: str = "system"  # "developer" for OpenAI reasoning models
     use_max_completion_tokens: bool = False  # send max_completion_tokens instead of the deprecated max_tokens
-    max_stop_sequences: int | None = 4
     default_max_output_tokens: int | None = None  # cap for max_tokens when the provider settings give none
     stream_include_usage: bool = True  # stream_options.include_usage is accepted (otherwise no usage in streams)
     usage_in_x_groq: bool = False  # Groq streams put the final usage in chunk["x_groq"]["usage"]
     reasoning_request: str | None = None  # "effort" (reasoning_effort), "openrouter" (reasoning{max_tokens}), None
-    reasoning_deltas: bool = False  # responses carry reasoning fields (dropped by the translator, see there)
     sampling_params: bool = True  # temperature/top_p/stop accepted (OpenAI reasoning models refuse them)
     parallel_tool_calls: bool = True  # the parallel_tool_calls field is accepted
     send_user: bool = True  # the `user` field is accepted
     gemini_schema: bool = False  # strip JSON-Schema keywords Gemini rejects
+    # Model-id prefixes for which Anthropic `cache_control` marks are accepted on OpenAI content parts (OpenRouter
+    # passes them to Anthropic and Gemini models); `cache_control` is this, resolved for one model.
+    cache_control_models: tuple[str, ...] = ()
+    cache_control: bool = False
+    web_search_plugin: bool = False  # Anthropic's web_search tool maps to OpenRouter's `plugins: [{"id": "web"}]`
+    max_thinking_budget: int | None = None  # the target model's largest reasoning budget (resolved per model)
+    structured_outputs: bool = True  # False when the vendor's row says it has no JSON-schema output format
+    structured_outputs_with_tools: bool = True  # resolved per model (ModelLimits)
     extra_headers: tuple[tuple[str, str], ...] = ()  # sent on every request (the user's configured headers win)
 
     @property
@@ -68,13 +74,15 @@ class ModelLimits:
     prefix: str
     output_cap: int | None = None  # the most output tokens one response may have
     max_thinking_budget: int | None = None  # the largest thinking budget the model accepts; None = bounded by output
+    # Gemini 2.x cannot combine a response schema with function declarations (Gemini 3 can).
+    structured_outputs_with_tools: bool = True
 
 
 @dataclass(frozen=True)
 class Capabilities:
     prompt_caching: Support = Support.UNKNOWN
     prefill: Support = Support.UNKNOWN  # a trailing assistant message is continued, not answered
-    structured_outputs: Support = Support.UNKNOWN
+    structured_outputs: Support = Support.UNKNOWN  # a JSON-schema output format; NO = refused with a 400
     server_tools: Support = Support.UNKNOWN  # Anthropic server tools (web search, code execution) run upstream
 
 
@@ -94,6 +102,9 @@ class Vendor:
     output_cap: int | None = None  # max_tokens is clamped to this when the provider settings set no cap
     rate_limit_dialect: RateLimitDialect = RateLimitDialect.UNKNOWN
     models: tuple[ModelLimits, ...] = ()
+    # The `publisher/` prefixes aggregators (OpenRouter, GitHub Models) put before this vendor's model ids: their
+    # `google/gemini-2.5-flash` has the limits of this row's `gemini-2.5-flash`.
+    publishers: tuple[str, ...] = ()
     price_provider_id: str | None = None  # its genai-prices provider id; None = let the catalog match any
     free: bool = False  # catalog prices do not apply (free within its rate limits)
     from_environment: bool = False  # enabled from `api_key_env` when there is no config file
@@ -134,9 +145,18 @@ _CLAUDE_MODELS = (
 GEMINI_OUTPUT_CAP = 65536
 # Google's Gemini models page and thinking guide (thinkingBudget ranges).
 _GEMINI_MODELS = (
-    ModelLimits("gemini-2.5-pro", output_cap=GEMINI_OUTPUT_CAP, max_thinking_budget=32768),
-    ModelLimits("gemini-2.5-flash", output_cap=GEMINI_OUTPUT_CAP, max_thinking_budget=24576),
-    ModelLimits("gemini-2.5-flash-lite", output_cap=GEMINI_OUTPUT_CAP, max_thinking_budget=24576),
+    ModelLimits(
+        "gemini-2.5-pro", output_cap=GEMINI_OUTPUT_CAP, max_thinking_budget=32768, structured_outputs_with_tools=False
+    ),
+    ModelLimits(
+        "gemini-2.5-flash", output_cap=GEMINI_OUTPUT_CAP, max_thinking_budget=24576, structured_outputs_with_tools=False
+    ),
+    ModelLimits(
+        "gemini-2.5-flash-lite",
+        output_cap=GEMINI_OUTPUT_CAP,
+        max_thinking_budget=24576,
+        structured_outputs_with_tools=False,
+    ),
 )
 # OpenAI's model pages.
 _OPENAI_MODELS = (
@@ -154,9 +174,12 @@ VENDORS: tuple[Vendor, ...] = (
         api_key_env="ANTHROPIC_API_KEY",
         rate_limit_dialect=RateLimitDialect.ANTHROPIC,
         models=_CLAUDE_MODELS,
+        publishers=("anthropic",),
         price_provider_id="anthropic",
         from_environment=True,
-        capabilities=Capabilities(prompt_caching=Support.YES, prefill=Support.YES, server_tools=Support.YES),
+        capabilities=Capabilities(
+            prompt_caching=Support.YES, prefill=Support.YES, structured_outputs=Support.YES, server_tools=Support.YES
+        ),
     ),
     Vendor(
         name="openrouter",
@@ -167,10 +190,16 @@ VENDORS: tuple[Vendor, ...] = (
         # OpenRouter reserves credit for max_tokens up front: an uncapped 128k request fails with 402 on small
         # balances.
         openai_quirks=OpenAIQuirks(
-            reasoning_request="openrouter", reasoning_deltas=True, extra_headers=(("X-Title", "ccm-tui"),)
+            reasoning_request="openrouter",
+            cache_control_models=("anthropic/", "google/"),
+            web_search_plugin=True,
+            extra_headers=(("X-Title", "ccm-tui"),),
         ),
         output_cap=32000,
         rate_limit_dialect=RateLimitDialect.OPENROUTER,
+        # Caching: automatic for most models, explicit `cache_control` breakpoints for Anthropic and Gemini ones.
+        # Server tools: only web search (the web plugin); the others are refused.
+        capabilities=Capabilities(prompt_caching=Support.YES, structured_outputs=Support.YES),
         price_provider_id="openrouter",
         from_environment=True,
         environment_models=(
@@ -189,6 +218,7 @@ VENDORS: tuple[Vendor, ...] = (
         openai_reasoning_models=True,
         rate_limit_dialect=RateLimitDialect.OPENAI,
         models=_OPENAI_MODELS,
+        publishers=("openai",),
         price_provider_id="openai",
         from_environment=True,
         environment_models=(("haiku", "gpt-5-mini"), ("sonnet", "gpt-5"), ("opus", "gpt-5"), ("default", "gpt-5")),
@@ -257,9 +287,13 @@ VENDORS: tuple[Vendor, ...] = (
         output_cap=GEMINI_OUTPUT_CAP,
         rate_limit_dialect=RateLimitDialect.NONE,
         models=_GEMINI_MODELS,
+        publishers=("google",),
         price_provider_id="google",
         from_environment=True,
         environment_models=(("haiku", "gemini-2.5-flash"), ("sonnet", "gemini-2.5-pro"), ("opus", "gemini-2.5-pro")),
+        # responseSchema (native) / response_format (OpenAI endpoint); web search, URL fetch and code execution map
+        # to Google Search grounding, URL context and code execution.
+        capabilities=Capabilities(structured_outputs=Support.YES),
     ),
     Vendor(
         name="bedrock",
@@ -335,8 +369,20 @@ def openai_quirks(vendor_name: str, model: str) -> OpenAIQuirks:
     row = vendor(vendor_name)
     source = row if row is not None and row.openai_quirks is not None else _BY_NAME[CUSTOM]
     quirks = source.openai_quirks or OpenAIQuirks()
-    if source.output_cap is not None:
-        quirks = dataclasses.replace(quirks, default_max_output_tokens=source.output_cap)
+    limits = model_limits(source.name, model)
+    caps = [cap for cap in (source.output_cap, limits.output_cap if limits else None) if cap is not None]
+    if caps:
+        quirks = dataclasses.replace(quirks, default_max_output_tokens=min(caps))
+    if limits is not None:
+        quirks = dataclasses.replace(
+            quirks,
+            max_thinking_budget=limits.max_thinking_budget,
+            structured_outputs_with_tools=limits.structured_outputs_with_tools,
+        )
+    if source.capabilities.structured_outputs is Support.NO:
+        quirks = dataclasses.replace(quirks, structured_outputs=False)
+    if any(model.lower().startswith(prefix) for prefix in quirks.cache_control_models):
+        quirks = dataclasses.replace(quirks, cache_control=True)
     reasoning = row is not None and row.openai_reasoning_models
     if reasoning and _REASONING_MODEL.match(model.rsplit("/", 1)[-1].lower()):
         quirks = dataclasses.replace(
@@ -363,10 +409,22 @@ _MINOR_VERSION = re.compile(r"^-\d{1,2}(?!\d)")
 
 
 def model_limits(vendor_name: str, model: str) -> ModelLimits | None:
-    """The limits of `model` as this vendor serves it (the longest matching family), None when unknown."""
+    """The limits of `model` as this vendor serves it (the longest matching family), None when unknown.
+
+    A `publisher/model` id the vendor's own rows do not know (an aggregator's `google/gemini-2.5-flash`) gets
+    the limits of the vendor that publishes it."""
     row = vendor(vendor_name)
     if row is None:
         return None
+    own = _matching_limits(row, model)
+    publisher, slash, _ = model.lower().partition("/")
+    if own is not None or not slash:
+        return own
+    owner = next((other for other in VENDORS if publisher in other.publishers), None)
+    return _matching_limits(owner, model) if owner is not None and owner is not row else None
+
+
+def _matching_limits(row: Vendor, model: str) -> ModelLimits | None:
     name = normalise_model_id(model)
     matches = [
         limits

@@ -5,6 +5,10 @@
 §2.3: role chunk, content deltas, tool-call fragments (index/id/name first, then arguments), finish chunk,
 usage chunk on `stream_options.include_usage` (Groq: `x_groq.usage` on the finish chunk), `data: [DONE]`;
 OpenRouter adds `: OPENROUTER PROCESSING` comments. Vendor headers and error shapes: openai_vendors.py.
+Also as the vendors do: `stop` cuts the text before the first match (OpenAI refuses more than four),
+`response_format: json_schema` makes the reply a JSON instance of the schema, the thinking scenario streams
+reasoning in the vendor's field (`reasoning_content`, or `reasoning` + `reasoning_details`), OpenRouter reports
+cache writes, and `reasoning_budget_limit` refuses larger `reasoning.max_tokens` like the model behind it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from aiohttp import web
 from ccm_tui.demo.openai_vendors import (
     EXHAUSTED_BUCKET,
     PREFIXES,
+    REASONING_FIELDS,
     REQUEST_WINDOW_MINUTES,
     Quota,
     error_status_and_body,
@@ -30,8 +35,10 @@ from ccm_tui.demo.scenarios import (
     ReplyPlan,
     ScenarioMock,
     TextPart,
+    ThinkingPart,
     ToolPart,
     new_id,
+    sample_tool_input,
     seconds_text,
     split_fragments,
     split_words,
@@ -84,6 +91,32 @@ def tool_calls_of(plan: ReplyPlan) -> list[dict[str, Any]]:
     ]
 
 
+def reasoning_of(plan: ReplyPlan) -> str:
+    return "".join(p.thinking for p in plan.parts if isinstance(p, ThinkingPart))
+
+
+def shaped_plan(plan: ReplyPlan, body: dict[str, Any]) -> ReplyPlan:
+    """The plan after `response_format` (a JSON instance of the schema) and `stop` (text cut at the first match)."""
+    parts = plan.parts
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        text = orjson.dumps(sample_tool_input(schema)).decode()
+        parts = tuple(TextPart(text) if isinstance(p, TextPart) else p for p in parts)
+    stops = body.get("stop")
+    stops = [stops] if isinstance(stops, str) else [s for s in stops or () if isinstance(s, str) and s]
+    if stops:
+        cut: list[Any] = []
+        for part in parts:
+            if isinstance(part, TextPart):
+                hits = [i for i in (part.text.find(s) for s in stops) if i != -1]
+                if hits:
+                    cut.append(TextPart(part.text[: min(hits)]))
+                    return ReplyPlan(tuple(cut), "end", plan.output_tokens)
+            cut.append(part)
+    return ReplyPlan(parts, plan.stop, plan.output_tokens)
+
+
 def content_of(plan: ReplyPlan) -> str | None:
     """OpenAI models rarely talk before calling tools, so text goes out only when there are no calls."""
     if any(isinstance(p, ToolPart) for p in plan.parts):
@@ -111,6 +144,7 @@ class OpenAIMock(ScenarioMock):
         self.requests_limit = 14_400 if vendor in ("groq", "cerebras") else 5000
         self.tokens_limit = 6000 if vendor == "groq" else 160_000
         self.models: tuple[str, ...] = ("mock-large", "mock-small")
+        self.reasoning_budget_limit: int | None = None  # refuse a larger reasoning.max_tokens (the model's limit)
 
     @property
     def url(self) -> str:
@@ -181,6 +215,10 @@ class OpenAIMock(ScenarioMock):
             if not isinstance(body.get(name), kind):
                 return self._bad_request(rid, f"Missing required parameter: '{name}'.", name)
 
+        refusal = self._refusal(body)
+        if refusal is not None:
+            return self._bad_request(rid, *refusal)
+
         wait = self.first_byte_wait() + (self.slow_seconds if scenario == "slow_first_byte" else 0.0)
         if wait > 0 and not await self.wait_unless_disconnected(request, wait):
             return web.Response(status=499)
@@ -195,6 +233,7 @@ class OpenAIMock(ScenarioMock):
             tool_results=last_turn_tool_results(body["messages"]),
             max_tokens=int(max_tokens),
         )
+        plan = shaped_plan(plan, body)
         input_tokens = self.input_tokens_for(recorded.body)
         self.window.add(input_tokens, plan.output_tokens)
         usage = self._usage(input_tokens, plan.output_tokens)
@@ -213,9 +252,29 @@ class OpenAIMock(ScenarioMock):
         chunks = self._chunks(base, plan, usage, rid, include_usage)
         return await self._streamed(request, scenario, chunks, base, headers)
 
+    def _refusal(self, body: dict[str, Any]) -> tuple[str, str] | None:
+        """(message, param) of a 400 the vendor answers this body with, or None."""
+        stops = body.get("stop")
+        if self.vendor == "openai" and isinstance(stops, list) and len(stops) > 4:
+            return (
+                f"Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array with "
+                f"length {len(stops)} instead.",
+                "stop",
+            )
+        budget = (body.get("reasoning") or {}).get("max_tokens")
+        if self.reasoning_budget_limit is not None and isinstance(budget, int) and budget > self.reasoning_budget_limit:
+            return (
+                f"The thinking budget {budget} is invalid. Please choose a value between 0 and "
+                f"{self.reasoning_budget_limit}.",
+                "reasoning.max_tokens",
+            )
+        return None
+
     def _usage(self, input_tokens: int, output_tokens: int) -> dict[str, Any]:
-        # The knobs mean what Anthropic means; OpenAI's prompt_tokens include the cached part.
+        # The knobs mean what Anthropic means; OpenAI's prompt_tokens include the cached (and cache-written) part.
         prompt = input_tokens + self.cache_read_input_tokens
+        if self.vendor == "openrouter":
+            prompt += self.cache_creation_input_tokens
         usage: dict[str, Any] = {
             "prompt_tokens": prompt,
             "completion_tokens": output_tokens,
@@ -232,10 +291,20 @@ class OpenAIMock(ScenarioMock):
             usage.update(queue_time=0.012, prompt_time=0.004, completion_time=0.09, total_time=0.106)
         elif self.vendor == "openrouter":
             usage["cost"] = round((prompt * 3 + output_tokens * 15) / 1_000_000, 8)
+            usage["prompt_tokens_details"]["cache_write_tokens"] = self.cache_creation_input_tokens
         return usage
+
+    def _reasoning_fields(self, text: str) -> dict[str, Any]:
+        field = REASONING_FIELDS.get(self.vendor, "reasoning_content")
+        fields: dict[str, Any] = {field: text}
+        if self.vendor == "openrouter":
+            fields["reasoning_details"] = [{"type": "reasoning.text", "text": text, "format": "unknown", "index": 0}]
+        return fields
 
     def _completion(self, base: dict[str, Any], plan: ReplyPlan, usage: dict[str, Any], rid: str) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": content_of(plan), "refusal": None, "annotations": []}
+        if reasoning := reasoning_of(plan):
+            message |= self._reasoning_fields(reasoning)
         if calls := tool_calls_of(plan):
             message["tool_calls"] = calls
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": _FINISH_REASONS[plan.stop]}
@@ -257,6 +326,10 @@ class OpenAIMock(ScenarioMock):
             return {**head, "choices": [choice]}
 
         payloads = [chunk({"role": "assistant", "content": "", "refusal": None})]
+        reasoning = reasoning_of(plan)
+        if reasoning:
+            pieces = split_words(reasoning, self.words_per_chunk)
+            payloads.extend(chunk({"content": None, **self._reasoning_fields(piece)}) for piece in pieces)
         text = content_of(plan)
         if text:
             payloads.extend(chunk({"content": piece}) for piece in split_words(text, self.words_per_chunk))

@@ -21,6 +21,8 @@ PREFIXES = {
     "gemini": "/v1beta/openai",
 }
 VENDORS = tuple(PREFIXES)
+# Where each vendor puts reasoning text in a message or delta; the rest use `reasoning_content` (DeepSeek, vLLM).
+REASONING_FIELDS = {"openrouter": "reasoning", "groq": "reasoning"}
 _GOOGLE_STATUS = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",

@@ -34,6 +34,7 @@ from ccm_tui.providers.base import header_items, make_http_client, open_response
 from ccm_tui.providers.headers import configures, request_headers
 from ccm_tui.translate.anthropic_stream import apply_event, usage_of
 from ccm_tui.translate.continuity import BEDROCK_DEFAULT_BETAS, cloud_claude_body, filter_betas
+from ccm_tui.translate.features import UnsupportedFeature
 from ccm_tui.translate.sse import encode_event
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
@@ -104,7 +105,10 @@ class BedrockProvider:
 
     # --- requests ----------------------------------------------------------------------------------------
     def invoke_body(self, request: ProxyRequest) -> dict[str, Any]:
-        body = cloud_claude_body(request.body, anthropic_version=BEDROCK_ANTHROPIC_VERSION)
+        try:
+            body = cloud_claude_body(request.body, anthropic_version=BEDROCK_ANTHROPIC_VERSION)
+        except UnsupportedFeature as refused:
+            raise refused.upstream_error(self.settings.name) from None
         requested = list(request.betas) + list(body.get("anthropic_beta") or ())
         betas = filter_betas(requested, self._allowed_betas)
         body.pop("anthropic_beta", None)
@@ -162,7 +166,10 @@ class BedrockProvider:
         if route.model.startswith("arn:"):
             return None  # CountTokens takes foundation model ids only
         region = route.variant.region or self.settings.region or "us-east-1"
-        invoke = self.invoke_body(request)
+        try:
+            invoke = self.invoke_body(request)
+        except UpstreamError:
+            return None  # the request itself will be refused; the local estimate answers the count
         invoke.setdefault("max_tokens", 1)
         payload = {"input": {"invokeModel": {"body": base64.b64encode(orjson.dumps(invoke)).decode()}}}
         url = self._url(_PROFILE_PREFIX.sub("", route.model), region, "count-tokens")

@@ -3,6 +3,7 @@
 Requests and responses are translated by translate/gemini.py (pure); this module does the HTTP: the
 `x-goog-api-key` header (never the `?key=` query, so URLs in logs carry no secret), SSE parsing, metering,
 and Google error shapes (providers/google_auth.google_error), including errors sent inside a stream.
+A non-streaming request with stop sequences is read as a stream, so the upstream can be closed at the match.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from ccm_tui.providers.base import header_items, make_http_client, open_response
 from ccm_tui.providers.google_auth import google_error
 from ccm_tui.providers.headers import configures, request_headers
 from ccm_tui.translate.anthropic_stream import apply_event, usage_of
+from ccm_tui.translate.assemble import message_from_events
+from ccm_tui.translate.features import UnsupportedFeature
 from ccm_tui.translate.gemini import GeminiStreamTranslator, anthropic_message, gemini_request
+from ccm_tui.translate.reply_options import reply_options
 from ccm_tui.translate.sse import SseParser, encode_event
 
 _VENDOR = vendor_or_custom("gemini")
@@ -70,15 +74,19 @@ class GeminiProvider:
         return await open_response(self._client, request, google_error)
 
     async def send(self, request: ProxyRequest, route: Route) -> Reply:
-        payload = gemini_request(request.body, max_output_tokens=self.settings.max_output_tokens)
-        if not request.stream:
+        try:
+            payload = gemini_request(request.body, model=route.model, max_output_tokens=self.settings.max_output_tokens)
+        except UnsupportedFeature as refused:
+            raise refused.upstream_error(self.settings.name) from None
+        options = reply_options(request.body)
+        if not request.stream and not options.stop_sequences:
             response = await self._post(self._url(route.model, "generateContent"), payload)
             data = await read_all(response)
             try:
                 result = orjson.loads(data)
             except orjson.JSONDecodeError:
                 raise UpstreamError.bad_reply("Gemini answered with invalid JSON") from None
-            message = anthropic_message(result, model=route.model)
+            message = anthropic_message(result, model=route.model, options=options)
             return MessageReply(
                 body=orjson.dumps(message),
                 usage=usage_of(message["usage"]),
@@ -87,11 +95,25 @@ class GeminiProvider:
             )
         response = await self._post(self._url(route.model, "streamGenerateContent?alt=sse"), payload)
         meter = StreamMeter(model=route.model)
-        chunks = _translated(response, GeminiStreamTranslator(route.model), meter)
-        return StreamReply(chunks, header_items(response.headers), meter, response.aclose)
+        events = _translated(response, GeminiStreamTranslator(route.model, options), meter)
+        if request.stream:
+            return StreamReply(_encoded(events), header_items(response.headers), meter, response.aclose)
+        try:
+            message = message_from_events([event async for batch in events for event in batch])
+        finally:
+            await response.aclose()
+        return MessageReply(
+            body=orjson.dumps(message),
+            usage=usage_of(message["usage"]),
+            headers=header_items(response.headers),
+            model=meter.model or route.model,
+        )
 
     async def count_tokens(self, request: ProxyRequest, route: Route) -> int | None:
-        payload = gemini_request(request.body)
+        try:
+            payload = gemini_request(request.body, model=route.model)
+        except UnsupportedFeature:
+            return None  # the request itself will be refused; the local estimate answers the count
         model = route.model.removeprefix("models/")
         inner = {key: payload[key] for key in ("contents", "systemInstruction", "tools") if key in payload}
         try:
@@ -110,10 +132,16 @@ class GeminiProvider:
         return count if isinstance(count, int) else None
 
 
+async def _encoded(events: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[bytes]:
+    async for batch in events:
+        yield b"".join(encode_event(event) for event in batch)
+
+
 async def _translated(
     response: httpx.Response, translator: GeminiStreamTranslator, meter: StreamMeter
-) -> AsyncIterator[bytes]:
-    """Gemini SSE in, Anthropic SSE out. An error object inside the stream raises after what preceded it."""
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Gemini SSE in, batches of Anthropic events out (one per upstream read that produced any). An error
+    object inside the stream raises after what preceded it; a matched stop sequence ends the reading."""
     parser = SseParser()
     ended = False
     try:
@@ -126,16 +154,18 @@ async def _translated(
                 yield out
             if failure is not None:
                 raise failure
+            if translator.stopped:
+                break
         ended = True
     except httpx.TransportError as exc:
         raise transport_error(exc) from None
-    out, failure = _translate_events(parser.flush(), translator, meter)
-    if failure is None and ended and translator.finish_reason is None:
+    out, failure = ([], None) if translator.stopped else _translate_events(parser.flush(), translator, meter)
+    if failure is None and ended and translator.finish_reason is None and not translator.stopped:
         failure = UpstreamError.no_response(TransportFailure.READ, "stream ended before a finishReason")
     if failure is None:
         for event in translator.finish():
             apply_event(meter, event)
-            out += encode_event(event)
+            out.append(event)
     if out:
         yield out
     if failure is not None:
@@ -144,8 +174,8 @@ async def _translated(
 
 def _translate_events(
     events: list[Any], translator: GeminiStreamTranslator, meter: StreamMeter
-) -> tuple[bytes, UpstreamError | None]:
-    out = bytearray()
+) -> tuple[list[dict[str, Any]], UpstreamError | None]:
+    out: list[dict[str, Any]] = []
     for sse in events:
         try:
             chunk = orjson.loads(sse.data)
@@ -155,8 +185,10 @@ def _translate_events(
             continue
         if isinstance(chunk.get("error"), dict):
             status = chunk["error"].get("code")
-            return bytes(out), google_error(status if isinstance(status, int) else 500, chunk)
+            return out, google_error(status if isinstance(status, int) else 500, chunk)
         for event in translator.feed(chunk):
             apply_event(meter, event)
-            out += encode_event(event)
-    return bytes(out), None
+            out.append(event)
+        if translator.stopped:
+            break
+    return out, None

@@ -28,6 +28,7 @@ from google.oauth2 import service_account
 from ccm_tui.core.contract import UpstreamError
 from ccm_tui.core.durations import parse_protobuf_duration
 from ccm_tui.core.states import TransportFailure
+from ccm_tui.translate.openai_errors import plain_error_text
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _REFRESH_MARGIN = 300.0  # renew this many seconds before the token expires
@@ -136,7 +137,11 @@ def google_error(status: int, body: bytes | Any, headers: Mapping[str, str] | No
     error = payload.get("error") if isinstance(payload, dict) else None
     header_map = dict(headers or {})
     if not isinstance(error, dict):
-        text = body[:200].decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else ""
+        # Google's front end answers some failures (413 above all) with an HTML page, not a JSON error.
+        raw = bytes(body[:20000]).decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else ""
+        text = plain_error_text(raw)
+        if status == 413:
+            text = f"request too large for this provider ({text})" if text else "request too large for this provider"
         return UpstreamError(status, f"HTTP {status}: {text}".strip(), headers=header_map)
     error_type = error.get("status") if isinstance(error.get("status"), str) else None
     message = str(error.get("message") or f"HTTP {status}")

@@ -4,6 +4,8 @@ endpoint and any custom Chat Completions server.
 Thin I/O only: translate the Anthropic request (translate/openai_request.py), POST it to
 `{base_url}/chat/completions`, and hand back an Anthropic Message or Anthropic SSE produced by the translators.
 Vendor and model-family differences come from the vendor registry (core/vendors.py `openai_quirks`).
+A non-streaming request with stop sequences is read as a stream: the translator enforces them and the upstream
+is closed at the match (translate/stop_sequences.py).
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, Stre
 from ccm_tui.core.vendors import CUSTOM, openai_quirks, vendor_or_custom
 from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all, transport_error
 from ccm_tui.providers.headers import request_headers
+from ccm_tui.translate.assemble import events_of_sse, message_from_events
+from ccm_tui.translate.features import UnsupportedFeature
 from ccm_tui.translate.openai_errors import error_from_openai
 from ccm_tui.translate.openai_request import OpenAIQuirks, request_to_openai
 from ccm_tui.translate.openai_response import OpenAIStreamTranslator, message_from_openai
+from ccm_tui.translate.reply_options import ReplyOptions, reply_options
 from ccm_tui.translate.sse import SseEvent, SseParser
 
 
@@ -51,14 +56,26 @@ class OpenAIProvider:
 
     async def send(self, request: ProxyRequest, route: Route) -> Reply:
         quirks = openai_quirks(self.vendor, route.model)
-        body = request_to_openai(request.body, route.model, quirks, max_output_tokens=self.settings.max_output_tokens)
+        options = reply_options(request.body)
+        # Stop sequences are enforced on the stream; a non-streaming request that has some is streamed upstream.
+        stream = request.stream or bool(options.stop_sequences)
+        try:
+            body = request_to_openai(
+                {**request.body, "stream": stream},
+                route.model,
+                quirks,
+                max_output_tokens=self.settings.max_output_tokens,
+            )
+        except UnsupportedFeature as refused:
+            raise refused.upstream_error(self.settings.name) from None
         http_request = self._client.build_request(
-            "POST", self.endpoint, content=orjson.dumps(body), headers=self._headers(quirks, request.stream)
+            "POST", self.endpoint, content=orjson.dumps(body), headers=self._headers(quirks, stream)
         )
         response = await open_response(self._client, http_request, self._error)
-        if request.stream and "json" not in response.headers.get("content-type", ""):
-            return self._stream_reply(response, request.model, quirks)
-        return await self._message_reply(response, request.model, streaming_wanted=request.stream)
+        if stream and "json" not in response.headers.get("content-type", ""):
+            reply = self._stream_reply(response, request.model, quirks, options)
+            return reply if request.stream else await _collected(reply)
+        return await self._message_reply(response, request.model, options, streaming_wanted=request.stream)
 
     def _headers(self, quirks: OpenAIQuirks, stream: bool) -> dict[str, str]:
         accept = "text/event-stream" if stream else "application/json"
@@ -70,7 +87,9 @@ class OpenAIProvider:
     def _error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
         return error_from_openai(status, body, headers, self.vendor)
 
-    async def _message_reply(self, response: httpx.Response, model: str, *, streaming_wanted: bool) -> MessageReply:
+    async def _message_reply(
+        self, response: httpx.Response, model: str, options: ReplyOptions, *, streaming_wanted: bool
+    ) -> MessageReply:
         headers = header_items(response.headers)
         raw = await read_all(response)
         try:
@@ -82,14 +101,28 @@ class OpenAIProvider:
         if streaming_wanted:
             # A JSON completion where a stream was asked for: this adapter's caller expects SSE.
             raise UpstreamError.bad_reply("upstream answered a streaming request without a stream", headers)
-        message, usage = message_from_openai(data, model)
+        message, usage = message_from_openai(data, model, options)
         served = data.get("model") if isinstance(data.get("model"), str) else None
         return MessageReply(body=orjson.dumps(message), usage=usage, headers=headers, model=served)
 
-    def _stream_reply(self, response: httpx.Response, model: str, quirks: OpenAIQuirks) -> StreamReply:
+    def _stream_reply(
+        self, response: httpx.Response, model: str, quirks: OpenAIQuirks, options: ReplyOptions
+    ) -> StreamReply:
         meter = StreamMeter()
-        translator = OpenAIStreamTranslator(model, meter, quirks)
+        translator = OpenAIStreamTranslator(model, meter, quirks, options)
         return StreamReply(_anthropic_sse(response, translator), header_items(response.headers), meter, response.aclose)
+
+
+async def _collected(reply: StreamReply) -> MessageReply:
+    """A whole Message from a translated stream (a non-streaming request read as a stream)."""
+    try:
+        data = b"".join([chunk async for chunk in reply])
+    finally:
+        await reply.aclose()
+    message = message_from_events(events_of_sse(data))
+    return MessageReply(
+        body=orjson.dumps(message), usage=reply.meter.usage, headers=reply.headers, model=reply.meter.model
+    )
 
 
 async def _anthropic_sse(response: httpx.Response, translator: OpenAIStreamTranslator) -> AsyncIterator[bytes]:
@@ -107,8 +140,8 @@ async def _anthropic_sse(response: httpx.Response, translator: OpenAIStreamTrans
                 yield translated
             if failure is not None:
                 raise failure
-            if saw_done:
-                break
+            if saw_done or translator.stopped:
+                break  # a stop sequence matched: the upstream is closed by the caller's aclose()
         else:
             translated, saw_done, failure = _translate(parser.flush(), translator)
             if translated:
@@ -133,6 +166,8 @@ def _translate(
             return b"".join(out), True, None
         try:
             out.append(translator.feed(orjson.loads(data)))
+            if translator.stopped:
+                break
         except orjson.JSONDecodeError:
             return b"".join(out), False, UpstreamError.bad_reply("malformed chunk from upstream")
         except UpstreamError as failure:

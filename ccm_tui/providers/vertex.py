@@ -29,6 +29,7 @@ from ccm_tui.translate.continuity import (
     filter_betas,
     sanitize_history_for_anthropic_target,
 )
+from ccm_tui.translate.features import UnsupportedFeature
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 _BODY_KEYS = CLOUD_CLAUDE_KEYS | {"stream"}  # unlike Bedrock, streamRawPredict keeps `stream` in the body
@@ -83,7 +84,10 @@ class VertexProvider:
             raise
 
     async def send(self, request: ProxyRequest, route: Route) -> Reply:
-        body = cloud_claude_body(request.body, anthropic_version=VERTEX_ANTHROPIC_VERSION, keep=_BODY_KEYS)
+        try:
+            body = cloud_claude_body(request.body, anthropic_version=VERTEX_ANTHROPIC_VERSION, keep=_BODY_KEYS)
+        except UnsupportedFeature as refused:
+            raise refused.upstream_error(self.settings.name) from None
         requested_betas = [*request.betas, *(body.pop("anthropic_beta", None) or ())]
         if request.stream:
             body["stream"] = True

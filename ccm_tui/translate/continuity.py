@@ -3,7 +3,9 @@
 Claude Code keeps the whole history client-side, so after a failover the next provider sees content another
 provider produced: tool ids in foreign formats (`call_abc.123`, very long Gemini-encoded ids) and thinking
 blocks whose signatures only their issuer can verify. `sanitize_history_for_anthropic_target` rewrites that
-history so an Anthropic-protocol target (Anthropic, Bedrock, Vertex) accepts it. Also here: the beta filter
+history so an Anthropic-protocol target (Anthropic, Bedrock, Vertex) accepts it. Thinking that the translated
+kinds produced carries no Anthropic signature (OpenAI-family reasoning has none, Gemini's is marked `gemini:`),
+so it is dropped on the way to such a target. Also here: the beta filter
 and the body preparation Bedrock and Vertex share. Pure functions; no I/O. Gemini's translator handles
 foreign content itself (translate/gemini.py).
 """
@@ -14,6 +16,8 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from ccm_tui.translate.features import refuse_mcp_servers, refuse_url_sources
 
 # Signatures and opaque data that ccm-tui's Gemini translator stores in thinking / redacted_thinking blocks
 # start with this marker; no Anthropic signature can (they are base64).
@@ -217,7 +221,14 @@ def cloud_claude_body(
     body: Mapping[str, Any], *, anthropic_version: str, keep: frozenset[str] = CLOUD_CLAUDE_KEYS
 ) -> dict[str, Any]:
     """The Anthropic body for a cloud Claude endpoint: sanitized history, only `keep` keys, the cloud's version,
-    and mid-conversation `role: "system"` turns (a first-party feature the clouds reject) folded into `system`."""
+    and mid-conversation `role: "system"` turns (a first-party feature the clouds reject) folded into `system`.
+
+    Raises UnsupportedFeature for what the clouds cannot take and must not lose silently: the MCP connector
+    (`mcp_servers`) and URL image / document sources (base64 only). URLs are refused rather than fetched here:
+    fetching would make the proxy an HTTP client for addresses its callers choose (redirects to internal
+    hosts, unbounded bodies) on the request path; the client can inline the bytes itself."""
+    refuse_mcp_servers(body)
+    refuse_url_sources(body, "Bedrock and Vertex accept base64 sources only; send the bytes as a base64 source")
     messages = body.get("messages")
     if isinstance(messages, list) and any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
         body = {**body, **fold_system_turns(body.get("system"), messages)}

@@ -9,6 +9,9 @@ signature rides inside them:
 Anthropic-protocol targets drop these (translate/continuity.py). History from other providers has no
 signatures: the first functionCall of a model turn then gets Google's documented placeholder.
 Tool ids from any provider map back to function names through the history (functionResponse needs the name).
+Limits come from the vendor registry per model (thinking budget, output cap, schema-with-tools). Stop sequences
+are enforced on the text here (translate/stop_sequences.py), not sent; `search_result` blocks travel as text;
+features Gemini cannot honour raise UnsupportedFeature (translate/features.py).
 Tool declarations and JSON-schema cleaning live in translate/gemini_schema.py; Google error bodies are
 parsed in providers/google_auth.py; HTTP lives in providers/gemini.py.
 """
@@ -17,15 +20,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import mimetypes
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from ccm_tui.core.vendors import GEMINI_OUTPUT_CAP
+from ccm_tui.core.vendors import GEMINI_OUTPUT_CAP, model_limits
+from ccm_tui.tokens import quick_text_estimate
+from ccm_tui.translate.assemble import message_from_events
 from ccm_tui.translate.continuity import GEMINI_SIGNATURE_PREFIX
+from ccm_tui.translate.features import UnsupportedFeature, output_schema, refuse_mcp_servers
 from ccm_tui.translate.gemini_schema import clean_schema, gemini_tools
+from ccm_tui.translate.reply_options import ReplyOptions
+from ccm_tui.translate.stop_sequences import StopScanner
 
 __all__ = [
     "PLACEHOLDER_THOUGHT_SIGNATURE",
@@ -44,7 +53,6 @@ SIGNATURE_ID_MARK = "__gsig_"
 # Google's documented value for function calls whose history did not come from Gemini.
 PLACEHOLDER_THOUGHT_SIGNATURE = "skip_thought_signature_validator"
 DEFAULT_MAX_OUTPUT_TOKENS = GEMINI_OUTPUT_CAP
-MAX_STOP_SEQUENCES = 5
 
 _REFUSAL_REASONS = frozenset(
     {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT"}
@@ -83,8 +91,10 @@ def _carried_signature(value: Any) -> str | None:
 # --- request ----------------------------------------------------------------------------------------------
 
 
-def gemini_request(body: Mapping[str, Any], *, max_output_tokens: int | None = None) -> dict[str, Any]:
-    """The generateContent body for an Anthropic Messages body (model and stream are in the URL)."""
+def gemini_request(body: Mapping[str, Any], *, model: str = "", max_output_tokens: int | None = None) -> dict[str, Any]:
+    """The generateContent body for an Anthropic Messages body sent to `model` (model and stream are in the
+    URL). Raises UnsupportedFeature for what Gemini cannot honour."""
+    refuse_mcp_servers(body)
     messages: list[Any] = body["messages"] if isinstance(body.get("messages"), list) else []
     system_texts = _texts(body.get("system"))
     names = {b["id"]: b.get("name") for m in messages for b in _blocks(m) if b.get("type") == "tool_use" and "id" in b}
@@ -115,8 +125,14 @@ def gemini_request(body: Mapping[str, Any], *, max_output_tokens: int | None = N
         tool_config = _tool_config(body.get("tool_choice"))
         if tool_config:
             request["toolConfig"] = tool_config
-    request["generationConfig"] = _generation_config(body, max_output_tokens)
+    request["generationConfig"] = _generation_config(
+        body, model, max_output_tokens, has_functions=bool(names_of(tools))
+    )
     return request
+
+
+def names_of(tools: list[dict[str, Any]] | None) -> list[str]:
+    return [d["name"] for tool in tools or () for d in tool.get("functionDeclarations") or ()]
 
 
 def _blocks(message: Any) -> list[dict[str, Any]]:
@@ -141,7 +157,9 @@ def _parts(blocks: list[dict[str, Any]], names: Mapping[str, Any]) -> list[dict[
         if kind == "text" and block.get("text"):
             parts.append({"text": block["text"]})
         elif kind in ("image", "document"):
-            parts.extend(_media_parts(block.get("source")))
+            parts.extend(_media_parts(block.get("source"), kind))
+        elif kind == "search_result" and (text := search_result_text(block)):
+            parts.append({"text": text})
         elif kind == "tool_use":
             part: dict[str, Any] = {
                 "functionCall": {"name": block.get("name") or "tool", "args": block.get("input") or {}}
@@ -163,7 +181,22 @@ def _parts(blocks: list[dict[str, Any]], names: Mapping[str, Any]) -> list[dict[
     return parts
 
 
-def _media_parts(source: Any) -> list[dict[str, Any]]:
+def search_result_text(block: Mapping[str, Any]) -> str:
+    """A search_result block as text: title, source and content (Gemini has no search-result part)."""
+    texts = [item.get("text", "") for item in block.get("content") or () if isinstance(item, dict)]
+    head = [str(block.get(key)) for key in ("title", "source") if block.get(key)]
+    return "\n".join(text for text in [*head, *texts] if text)
+
+
+def _url_mime_type(url: str, kind: str) -> str:
+    """The mimeType for a fileData URL: from the path's extension, else what the block kind implies."""
+    guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
+    if guessed and (guessed.startswith("image/") or kind == "document"):
+        return guessed
+    return "image/jpeg" if kind == "image" else "application/pdf"
+
+
+def _media_parts(source: Any, kind_of_block: str = "image") -> list[dict[str, Any]]:
     if not isinstance(source, dict):
         return []
     kind = source.get("type")
@@ -177,14 +210,9 @@ def _media_parts(source: Any) -> list[dict[str, Any]]:
             }
         ]
     if kind == "url":
-        return [
-            {
-                "fileData": {
-                    "fileUri": source.get("url") or "",
-                    "mimeType": source.get("media_type") or "application/pdf",
-                }
-            }
-        ]
+        url = source.get("url") or ""
+        mime_type = source.get("media_type") or _url_mime_type(url, kind_of_block)
+        return [{"fileData": {"fileUri": url, "mimeType": mime_type}}]
     if kind == "text" and source.get("data"):
         return [{"text": source["data"]}]
     if kind == "content":
@@ -194,12 +222,20 @@ def _media_parts(source: Any) -> list[dict[str, Any]]:
 
 def _tool_result_parts(block: dict[str, Any], names: Mapping[Any, Any]) -> list[dict[str, Any]]:
     content = block.get("content")
+    inline = ("text", "search_result")  # both become the response text; media follow as their own parts
     extra = (
-        _parts([b for b in content if isinstance(b, dict) and b.get("type") != "text"], names)
+        _parts([b for b in content if isinstance(b, dict) and b.get("type") not in inline], names)
         if isinstance(content, list)
         else []
     )
-    text = "\n".join(_texts(content))
+    texts = _texts(content)
+    if isinstance(content, list):
+        texts = [
+            (b.get("text", "") if b.get("type") == "text" else search_result_text(b))
+            for b in content
+            if isinstance(b, dict) and b.get("type") in inline
+        ]
+    text = "\n".join(t for t in texts if t)
     name = names.get(block.get("tool_use_id")) or "tool"
     response = {"error": text} if block.get("is_error") else {"content": text}
     return [{"functionResponse": {"name": name, "response": response}}, *extra]
@@ -214,8 +250,12 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
     return {"functionCallingConfig": config}
 
 
-def _generation_config(body: Mapping[str, Any], max_output_tokens: int | None) -> dict[str, Any]:
-    cap = max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
+def _generation_config(
+    body: Mapping[str, Any], model: str, max_output_tokens: int | None, *, has_functions: bool
+) -> dict[str, Any]:
+    limits = model_limits("gemini", model)
+    caps = [c for c in (max_output_tokens, limits.output_cap if limits else None) if c]
+    cap = min(caps) if caps else DEFAULT_MAX_OUTPUT_TOKENS
     requested = body.get("max_tokens")
     config: dict[str, Any] = {
         "maxOutputTokens": min(requested, cap) if isinstance(requested, int) and requested > 0 else cap
@@ -223,15 +263,27 @@ def _generation_config(body: Mapping[str, Any], max_output_tokens: int | None) -
     for source, target in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK")):
         if isinstance(body.get(source), int | float) and not isinstance(body.get(source), bool):
             config[target] = body[source]
-    if isinstance(body.get("stop_sequences"), list) and body["stop_sequences"]:
-        config["stopSequences"] = body["stop_sequences"][:MAX_STOP_SEQUENCES]
+    # stop_sequences are not sent: GeminiStreamTranslator enforces them and reports which one matched.
     thinking = body.get("thinking")
     if isinstance(thinking, dict) and thinking.get("type") == "enabled":
         config["thinkingConfig"] = {"includeThoughts": True}
-        if isinstance(thinking.get("budget_tokens"), int):
-            config["thinkingConfig"]["thinkingBudget"] = thinking["budget_tokens"]
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, int):
+            # Claude Code asks for 31999 on every tier; gemini-2.5-flash answers 400 above 24576.
+            if limits is not None and limits.max_thinking_budget is not None:
+                budget = min(budget, limits.max_thinking_budget)
+            config["thinkingConfig"]["thinkingBudget"] = budget
     elif isinstance(thinking, dict) and thinking.get("type") == "adaptive":
         config["thinkingConfig"] = {"includeThoughts": True}
+    schema = output_schema(body)
+    if schema is not None:
+        if has_functions and limits is not None and not limits.structured_outputs_with_tools:
+            raise UnsupportedFeature(
+                "structured outputs (output_config.format) together with tools",
+                f"{model} cannot combine a response schema with function calling",
+            )
+        config["responseMimeType"] = "application/json"
+        config["responseSchema"] = clean_schema(schema)
     return config
 
 
@@ -273,84 +325,91 @@ def _finish_reason(response: Mapping[str, Any]) -> str | None:
     return reason
 
 
-def anthropic_message(response: Mapping[str, Any], *, model: str) -> dict[str, Any]:
+def anthropic_message(
+    response: Mapping[str, Any], *, model: str, options: ReplyOptions | None = None
+) -> dict[str, Any]:
     """A non-streaming generateContent response as an Anthropic Message, by running the stream machine once."""
-    translator = GeminiStreamTranslator(model)
-    events = translator.feed(response) + translator.finish()
-    message = dict(events[0]["message"])
-    blocks: list[dict[str, Any]] = []
-    for event in events[1:]:
-        if event["type"] == "content_block_start":
-            blocks.append(dict(event["content_block"]))
-        elif event["type"] == "content_block_delta":
-            delta, block = event["delta"], blocks[event["index"]]
-            if delta["type"] == "text_delta":
-                block["text"] += delta["text"]
-            elif delta["type"] == "thinking_delta":
-                block["thinking"] += delta["thinking"]
-            elif delta["type"] == "signature_delta":
-                block["signature"] = delta["signature"]
-            elif delta["type"] == "input_json_delta":
-                block["input"] = orjson.loads(delta["partial_json"] or "{}")
-        elif event["type"] == "message_delta":
-            message.update(event["delta"])
-            message["usage"] = {**message["usage"], **event["usage"]}
-    message["content"] = blocks
-    return message
+    translator = GeminiStreamTranslator(model, options)
+    return message_from_events(translator.feed(response) + translator.finish())
 
 
 class GeminiStreamTranslator:
     """Gemini stream chunks in, Anthropic stream events out: an explicit state machine.
 
     State: whether message_start went out, which block is open (None, "text" or "thinking") and its index,
-    whether a tool call was produced, the last finishReason and usage. Function calls arrive whole and
-    become a complete tool_use block at once. `feed` per chunk, `finish` once at the end of the stream.
+    whether a tool call was produced, the last finishReason and usage, the stop-sequence scanner. Function
+    calls arrive whole and become a complete tool_use block at once. `feed` per chunk, `finish` once at the
+    end of the stream, or as soon as `stopped` (a stop sequence matched: read no more).
     """
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, options: ReplyOptions | None = None) -> None:
         self.model = model
+        self.options = options or ReplyOptions()
         self.started = False
         self.finish_reason: str | None = None
         self._open: str | None = None
         self._index = -1
         self._has_tool_use = False
-        self._usage: dict[str, int] = usage_fields(None)
+        self._usage: dict[str, int] | None = None
+        self._scanner = StopScanner(self.options.stop_sequences)
+        self._text_length = 0
         self._message_id = f"msg_{secrets.token_hex(12)}"
+
+    @property
+    def stopped(self) -> bool:
+        return self._scanner.matched is not None
 
     def feed(self, chunk: Mapping[str, Any]) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
+        if self.stopped:
+            return events
         if chunk.get("usageMetadata"):
             self._usage = usage_fields(chunk["usageMetadata"])
         if not self.started:
             self.started = True
             if isinstance(chunk.get("responseId"), str):
                 self._message_id = f"msg_{chunk['responseId']}"
-            events.append(self._message_start(chunk))
+            events.append(self._message_start())
         content = _candidate(chunk).get("content")
         parts = content.get("parts") if isinstance(content, dict) else None
         for part in parts if isinstance(parts, list) else []:
             if isinstance(part, dict):
                 events.extend(self._part(part))
+            if self.stopped:
+                return events
         self.finish_reason = _finish_reason(chunk) or self.finish_reason
         return events
 
     def finish(self) -> list[dict[str, Any]]:
-        events = [] if self.started else [self._message_start({})]
+        events = [] if self.started else [self._message_start()]
         self.started = True
+        events.extend(self._text_delta(self._scanner.flush()))
         events.extend(self._close())
         stop_reason = stop_reason_for(self.finish_reason, self._has_tool_use)
+        usage = self._usage
+        if self.stopped:
+            stop_reason = "stop_sequence"
+            if usage is None or not usage["output_tokens"]:
+                # Cut before Gemini's final counts: estimates, like message_start's.
+                usage = usage_fields(None) | {
+                    "input_tokens": self.options.input_estimate,
+                    "output_tokens": quick_text_estimate(self._text_length),
+                }
         events.append(
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                "usage": self._usage,
+                "delta": {"stop_reason": stop_reason, "stop_sequence": self._scanner.matched},
+                "usage": usage or usage_fields(None),
             }
         )
         events.append({"type": "message_stop"})
         return events
 
-    def _message_start(self, chunk: Mapping[str, Any]) -> dict[str, Any]:
-        usage = {**self._usage, "output_tokens": 0}
+    def _message_start(self) -> dict[str, Any]:
+        # Gemini's prompt count may come with the first chunk; the local estimate stands in until it does.
+        usage = {**(self._usage or usage_fields(None)), "output_tokens": 0}
+        if not usage["input_tokens"]:
+            usage["input_tokens"] = self.options.input_estimate
         message: dict[str, Any] = {"id": self._message_id, "type": "message", "role": "assistant", "model": self.model}
         message |= {"content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
         return {"type": "message_start", "message": message}
@@ -358,6 +417,8 @@ class GeminiStreamTranslator:
     def _part(self, part: dict[str, Any]) -> list[dict[str, Any]]:
         signature = part.get("thoughtSignature") if isinstance(part.get("thoughtSignature"), str) else None
         if isinstance(part.get("functionCall"), dict):
+            if self._has_tool_use and self.options.single_tool_call:
+                return []  # disable_parallel_tool_use: Gemini cannot be told, so extra calls are dropped here
             call = part["functionCall"]
             self._has_tool_use = True
             block: dict[str, Any] = {
@@ -368,8 +429,9 @@ class GeminiStreamTranslator:
             }
             arguments = orjson.dumps(call.get("args") or {}).decode()
             delta = {"type": "input_json_delta", "partial_json": arguments}
-            return [*self._close(), *self._start(block), self._delta(delta), *self._close()]
-        text = part.get("text") if isinstance(part.get("text"), str) else ""
+            held = self._text_delta(self._scanner.flush())
+            return [*held, *self._close(), *self._start(block), self._delta(delta), *self._close()]
+        text = part.get("text") if isinstance(part.get("text"), str) else _code_execution_text(part)
         events: list[dict[str, Any]] = []
         if part.get("thought") is True:
             if self._open != "thinking":
@@ -382,13 +444,21 @@ class GeminiStreamTranslator:
                 )
                 events += self._close()
             return events
-        if text:
-            if self._open != "text":
-                events += self._close() + self._start({"type": "text", "text": ""})
-            events.append(self._delta({"type": "text_delta", "text": text}))
-        if signature:
+        events += self._text_delta(self._scanner.feed(text or ""))
+        if signature and not self.stopped:
+            events += self._text_delta(self._scanner.flush())  # the carrier must follow all of its text
             carrier = {"type": "redacted_thinking", "data": GEMINI_SIGNATURE_PREFIX + signature}
             events += self._close() + self._start(carrier) + self._close()
+        return events
+
+    def _text_delta(self, text: str) -> list[dict[str, Any]]:
+        if not text:
+            return []
+        events: list[dict[str, Any]] = []
+        if self._open != "text":
+            events += self._close() + self._start({"type": "text", "text": ""})
+        self._text_length += len(text)
+        events.append(self._delta({"type": "text_delta", "text": text}))
         return events
 
     def _start(self, block: dict[str, Any]) -> list[dict[str, Any]]:
@@ -404,3 +474,14 @@ class GeminiStreamTranslator:
             return []
         self._open = None
         return [{"type": "content_block_stop", "index": self._index}]
+
+
+def _code_execution_text(part: Mapping[str, Any]) -> str:
+    """Gemini's code execution parts (the codeExecution built-in) as Markdown text."""
+    code = part.get("executableCode")
+    if isinstance(code, dict) and code.get("code"):
+        return f"\n```{str(code.get('language') or '').lower()}\n{code['code']}\n```\n"
+    result = part.get("codeExecutionResult")
+    if isinstance(result, dict):
+        return f"\n```\n{result.get('output') or ''}\n```\n({result.get('outcome') or 'OUTCOME_UNKNOWN'})\n"
+    return ""

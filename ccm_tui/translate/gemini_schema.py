@@ -1,4 +1,8 @@
-"""Anthropic tool definitions as Gemini function declarations, with JSON schemas cut down to what Gemini takes.
+"""Anthropic tool definitions as Gemini function declarations and built-in tools, with JSON schemas cut down to
+what Gemini takes.
+
+Server tools map to Gemini's built-ins: web_search -> googleSearch (Search grounding), web_fetch -> urlContext,
+code_execution -> codeExecution.
 
 Gemini's function `parameters` accept an OpenAPI subset; unknown keywords ($schema, additionalProperties,
 exclusiveMinimum, $ref, propertyNames, ...) make generateContent answer 400 "Unknown name". Pure functions.
@@ -9,6 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ccm_tui.translate.features import (
+    CODE_EXECUTION,
+    TOOL_SEARCH,
+    WEB_FETCH,
+    WEB_SEARCH,
+    refuse_server_tool,
+    server_tool_family,
+)
+
 # The OpenAPI subset Gemini's `parameters` accepts (an allow-list: unknown keywords are a 400).
 _SCHEMA_KEYS = frozenset(
     {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties", "required"}
@@ -18,11 +31,27 @@ _SCHEMA_KEYS = frozenset(
 _FORMATS = {"string": {"enum", "date-time"}, "integer": {"int32", "int64"}, "number": {"float", "double"}}
 
 
+# Anthropic server tools with a Gemini built-in counterpart.
+_BUILT_INS = {WEB_SEARCH: "googleSearch", WEB_FETCH: "urlContext", CODE_EXECUTION: "codeExecution"}
+
+
 def gemini_tools(tools: Any) -> list[dict[str, Any]] | None:
+    """Function declarations plus the built-in tools server tools map to. Raises UnsupportedFeature for a
+    server tool without a counterpart; the tool search tool needs none (deferred tools are declared)."""
     declarations = []
+    built_ins: list[dict[str, Any]] = []
     for tool in tools if isinstance(tools, list) else []:
-        # Server tools (web_search_20250305, bash_20250124, ...) have no Gemini function equivalent.
-        if not isinstance(tool, dict) or not tool.get("name") or tool.get("type") not in (None, "custom"):
+        if not isinstance(tool, dict):
+            continue
+        family = server_tool_family(tool)
+        if family in _BUILT_INS:
+            built_ins.append({_BUILT_INS[family]: {}})
+            continue
+        if family == TOOL_SEARCH:
+            continue
+        if family is not None:
+            raise refuse_server_tool(family, tool, "Gemini has no equivalent for this Anthropic tool")
+        if not tool.get("name"):
             continue
         declaration: dict[str, Any] = {"name": tool["name"]}
         if tool.get("description"):
@@ -31,7 +60,8 @@ def gemini_tools(tools: Any) -> list[dict[str, Any]] | None:
         if parameters.get("properties"):  # Gemini rejects an OBJECT without properties
             declaration["parameters"] = parameters
         declarations.append(declaration)
-    return [{"functionDeclarations": declarations}] if declarations else None
+    result = [{"functionDeclarations": declarations}] if declarations else []
+    return result + built_ins or None
 
 
 def clean_schema(schema: Any, definitions: Mapping[str, Any] | None = None, depth: int = 0) -> dict[str, Any]:

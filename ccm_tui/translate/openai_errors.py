@@ -63,7 +63,7 @@ def error_from_openai(status: int, body: bytes, headers: Mapping[str, str], vend
                     lowered = {str(k).lower(): str(v) for k, v in embedded.items()} | lowered
     if not message:
         text = body.decode("utf-8", errors="replace") if body else ""
-        message = _plain(text) or f"HTTP {status} from {vendor}"
+        message = plain_error_text(text) or f"HTTP {status} from {vendor}"
 
     retry_after = _retry_after_from_details(details) or retry_delay_in_text(message)
     long_quota = bool(_LONG_QUOTA.search(message)) or _google_daily_quota(details)
@@ -96,8 +96,15 @@ def _with_provider(message: str, metadata: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _plain(text: str) -> str:
-    text = re.sub(r"<[^>]+>", " ", text)  # an HTML error page from a gateway
+# What an HTML error page (a gateway's, Google's front end's) holds that is not its message.
+_HTML_NOISE = re.compile(r"<(style|script|title|head)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_HTML_TAG = re.compile(r"<[^>]*>")
+
+
+def plain_error_text(text: str) -> str:
+    """An error body as one short line of text: HTML pages lose their markup, styles and scripts."""
+    if "<" in text:
+        text = _HTML_TAG.sub(" ", _HTML_NOISE.sub(" ", text))
     return " ".join(text.split())[:_MAX_MESSAGE]
 
 

@@ -4,9 +4,11 @@
 turning chunks into Anthropic SSE events: it opens at most one content block at a time and emits
 `message_delta`/`message_stop` only in `finish()`, because usage arrives after the finish_reason chunk.
 
-Reasoning deltas (OpenRouter `reasoning` / `reasoning_details`, `reasoning_content` elsewhere) are dropped:
-a thinking block needs an Anthropic signature, and an unsigned one echoed back by the client would make the
-next turn fail if it is routed to Anthropic. Error bodies are normalised in translate/openai_errors.py.
+Reasoning (`reasoning_content` from DeepSeek and vLLM-style servers, `reasoning` / `reasoning_details` from
+OpenRouter and Groq) becomes a `thinking` block when the request asked for thinking. It has no signature: when
+the client sends it back, translate/continuity.py drops it for Anthropic-protocol targets, and the OpenAI and
+Gemini translators drop unsigned thinking too. Stop sequences are enforced here on the text (ReplyOptions);
+error bodies are normalised in translate/openai_errors.py.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from ccm_tui.core.contract import StreamMeter, UpstreamError
 from ccm_tui.core.events import Usage
 from ccm_tui.core.scrub import scrub
 from ccm_tui.core.states import ErrorOrigin
+from ccm_tui.tokens import quick_text_estimate
 from ccm_tui.translate.openai_request import OpenAIQuirks
+from ccm_tui.translate.reply_options import ReplyOptions
 from ccm_tui.translate.sse import encode_event
+from ccm_tui.translate.stop_sequences import StopScanner
 
 _STOP_REASONS = {
     "stop": "end_turn",
@@ -41,7 +46,7 @@ def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
     if not isinstance(usage, dict):
         return Usage()
     details = usage.get("prompt_tokens_details") or {}
-    cached = _int(details.get("cached_tokens"))
+    cached = _int(details.get("cached_tokens")) or _int(usage.get("prompt_cache_hit_tokens"))  # DeepSeek's name
     written = _int(details.get("cache_write_tokens"))
     return Usage(
         input_tokens=max(_int(usage.get("prompt_tokens")) - cached - written, 0),
@@ -67,8 +72,11 @@ def stop_reason_from_openai(finish_reason: str | None, has_tool_use: bool) -> st
     return _STOP_REASONS.get(finish_reason or "stop", "end_turn")
 
 
-def message_from_openai(data: dict[str, Any], requested_model: str) -> tuple[dict[str, Any], Usage]:
+def message_from_openai(
+    data: dict[str, Any], requested_model: str, options: ReplyOptions | None = None
+) -> tuple[dict[str, Any], Usage]:
     """An Anthropic Message for a non-streaming completion; `model` is what the client asked for."""
+    options = options or ReplyOptions()
     if not isinstance(data, dict):
         raise UpstreamError.bad_reply("malformed response from upstream")
     choices = data.get("choices") or []
@@ -81,10 +89,17 @@ def message_from_openai(data: dict[str, Any], requested_model: str) -> tuple[dic
         raise stream_error(choice.get("error") or data.get("error"))
     message = choice.get("message") or {}
     content: list[dict[str, Any]] = []
+    reasoning = reasoning_text(message)
+    if reasoning and options.thinking:
+        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     text = _text_of(message.get("content")) or _text_of(message.get("refusal"))
+    scanner = StopScanner(options.stop_sequences)
+    if text and scanner.active:
+        text = scanner.feed(text) + scanner.flush()
     if text:
         content.append({"type": "text", "text": text})
-    for call in message.get("tool_calls") or ():
+    calls = message.get("tool_calls") or ()
+    for call in calls[:1] if options.single_tool_call else calls:
         function = call.get("function") or {}
         content.append(
             {
@@ -96,17 +111,37 @@ def message_from_openai(data: dict[str, Any], requested_model: str) -> tuple[dic
         )
     usage = usage_from_openai(data.get("usage"))
     has_tool_use = any(block["type"] == "tool_use" for block in content)
+    stop_reason = stop_reason_from_openai(choice.get("finish_reason"), has_tool_use)
+    if scanner.matched is not None:
+        stop_reason = "stop_sequence"
     result = {
         "id": _message_id(data.get("id")),
         "type": "message",
         "role": "assistant",
         "model": requested_model,
         "content": content,
-        "stop_reason": stop_reason_from_openai(choice.get("finish_reason"), has_tool_use),
-        "stop_sequence": None,
+        "stop_reason": stop_reason,
+        "stop_sequence": scanner.matched,
         "usage": usage_dict(usage),
     }
     return result, usage
+
+
+def reasoning_text(fields: dict[str, Any]) -> str:
+    """The reasoning in a message or delta: `reasoning_content`, else `reasoning`, else `reasoning_details`
+    (OpenRouter sends both of the last two with the same text)."""
+    for name in ("reasoning_content", "reasoning"):
+        value = fields.get(name)
+        if isinstance(value, str) and value:
+            return value
+    details = fields.get("reasoning_details")
+    if isinstance(details, list):
+        return "".join(
+            str(item.get("text") or item.get("summary") or "")
+            for item in details
+            if isinstance(item, dict) and item.get("type") in ("reasoning.text", "reasoning.summary")
+        )
+    return ""
 
 
 def parse_arguments(arguments: Any) -> dict[str, Any]:
@@ -158,30 +193,50 @@ class _ToolCall:
 
 
 class OpenAIStreamTranslator:
-    """Chat Completions chunks in, Anthropic SSE bytes out. Feed parsed chunks, then call `finish()` once."""
+    """Chat Completions chunks in, Anthropic SSE bytes out. Feed parsed chunks, then call `finish()` once.
 
-    def __init__(self, requested_model: str, meter: StreamMeter, quirks: OpenAIQuirks | None = None) -> None:
+    `stopped` turns true when the text reached one of the request's stop sequences: the caller stops reading
+    the upstream and calls `finish()`, which reports the match.
+    """
+
+    def __init__(
+        self,
+        requested_model: str,
+        meter: StreamMeter,
+        quirks: OpenAIQuirks | None = None,
+        options: ReplyOptions | None = None,
+    ) -> None:
         self._model = requested_model
         self._meter = meter
         self._quirks = quirks or OpenAIQuirks()
+        self._options = options or ReplyOptions()
+        self._scanner = StopScanner(self._options.stop_sequences)
         self._started = False
         self._finished = False
         self._next_index = 0  # Anthropic content index of the next block
         self._open_index: int | None = None  # the block currently open, if any
+        self._open_kind: str | None = None  # its type: text, thinking or tool_use
         self._open_tool: _ToolCall | None = None  # the tool call whose block is open
         self._awaiting_name: _ToolCall | None = None  # a call seen before its name (not started yet)
         self._tools: dict[int, _ToolCall] = {}  # by OpenAI tool-call index
+        self._ignored: set[int] = set()  # indexes whose current call is dropped (one tool call only)
         self._has_tool_use = False
         self._finish_reason: str | None = None
         self._usage: Usage | None = None
+        self._text_length = 0  # characters of text and reasoning sent (for a usage estimate after a cut)
 
     @property
     def started(self) -> bool:
         """True once message_start has been produced (the client has, or will have, seen bytes)."""
         return self._started
 
+    @property
+    def stopped(self) -> bool:
+        """True once a stop sequence matched: nothing more is read from the upstream."""
+        return self._scanner.matched is not None
+
     def feed(self, chunk: dict[str, Any]) -> bytes:
-        if self._finished:
+        if self._finished or self.stopped:
             return b""
         if not isinstance(chunk, dict):
             raise UpstreamError.bad_reply("malformed chunk from upstream")
@@ -199,9 +254,14 @@ class OpenAIStreamTranslator:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue  # n > 1 is never requested; ignore stray choices rather than interleave them
             delta = choice.get("delta") or {}
+            reasoning = reasoning_text(delta)
+            if reasoning and self._options.thinking:
+                events.extend(self._thinking(reasoning))
             text = _text_of(delta.get("content")) or _text_of(delta.get("refusal"))
             if text:
                 events.extend(self._text(text))
+                if self.stopped:
+                    break
             for position, fragment in enumerate(delta.get("tool_calls") or ()):
                 events.extend(self._tool_fragment(fragment, position))
             finish_reason = choice.get("finish_reason")
@@ -212,31 +272,41 @@ class OpenAIStreamTranslator:
         return b"".join(encode_event(event) for event in events)
 
     def finish(self, saw_done: bool = False) -> bytes:
-        """Close the message at `[DONE]` or at the end of the body. A stream with neither a finish_reason nor
-        `[DONE]` was cut: that raises, and so does one that never produced a chunk."""
+        """Close the message at `[DONE]`, at the end of the body or after a stop sequence. A stream with
+        neither a finish_reason nor `[DONE]` was cut: that raises, and so does one that never produced a chunk."""
         if self._finished:
             return b""
         if not self._started:
             raise UpstreamError.bad_reply("upstream stream ended without any data")
-        if self._finish_reason is None and not saw_done:
+        if self._finish_reason is None and not saw_done and not self.stopped:
             raise UpstreamError.bad_reply("upstream stream ended before it finished")
         self._finished = True
         events: list[dict[str, Any]] = []
+        rest = self._scanner.flush()
+        if rest:
+            events.extend(self._text_delta(rest))
         if self._awaiting_name is not None:
             events.extend(self._start_tool(self._awaiting_name))
         events.extend(self._close_block())
         stop_reason = stop_reason_from_openai(self._finish_reason, self._has_tool_use)
-        usage = self._usage or Usage()
-        delta_usage = usage_dict(usage) if self._usage is not None else {"output_tokens": 0}
+        if self.stopped:
+            stop_reason = "stop_sequence"
+        usage = self._usage
+        if usage is None and self.stopped:
+            # Cut before the upstream's usage chunk: estimates, like message_start's.
+            usage = Usage(
+                input_tokens=self._options.input_estimate, output_tokens=quick_text_estimate(self._text_length)
+            )
+        delta_usage = usage_dict(usage) if usage is not None else {"output_tokens": 0}
         events.append(
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "delta": {"stop_reason": stop_reason, "stop_sequence": self._scanner.matched},
                 "usage": delta_usage,
             }
         )
         events.append({"type": "message_stop"})
-        self._meter.usage = usage
+        self._meter.usage = usage or Usage()
         self._meter.stop_reason = stop_reason
         self._meter.completed = True
         return b"".join(encode_event(event) for event in events)
@@ -244,6 +314,9 @@ class OpenAIStreamTranslator:
     # --- transitions ----------------------------------------------------------------------------------------
 
     def _message_start(self, upstream_id: Any) -> dict[str, Any]:
+        # The upstream's counts come only at the end; Claude Code reads input_tokens here for its context
+        # accounting, so it gets the local estimate (message_delta carries the exact numbers).
+        usage = self._usage or Usage(input_tokens=self._options.input_estimate)
         return {
             "type": "message_start",
             "message": {
@@ -254,14 +327,34 @@ class OpenAIStreamTranslator:
                 "content": [],
                 "stop_reason": None,
                 "stop_sequence": None,
-                "usage": usage_dict(self._usage or Usage()),
+                "usage": {**usage_dict(usage), "output_tokens": 0},
             },
         }
 
-    def _text(self, text: str) -> list[dict[str, Any]]:
+    def _thinking(self, text: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
-        if self._open_index is None or self._open_tool is not None:
+        if self._open_kind != "thinking":
+            events.extend(self._open_block({"type": "thinking", "thinking": "", "signature": ""}))
+        self._text_length += len(text)
+        events.append(
+            {
+                "type": "content_block_delta",
+                "index": self._open_index,
+                "delta": {"type": "thinking_delta", "thinking": text},
+            }
+        )
+        return events
+
+    def _text(self, text: str) -> list[dict[str, Any]]:
+        return self._text_delta(self._scanner.feed(text))
+
+    def _text_delta(self, text: str) -> list[dict[str, Any]]:
+        if not text:
+            return []
+        events: list[dict[str, Any]] = []
+        if self._open_kind != "text":
             events.extend(self._open_block({"type": "text", "text": ""}))
+        self._text_length += len(text)
         events.append(
             {"type": "content_block_delta", "index": self._open_index, "delta": {"type": "text_delta", "text": text}}
         )
@@ -271,10 +364,17 @@ class OpenAIStreamTranslator:
         openai_index = fragment.get("index", position)
         call_id = fragment.get("id")
         function = fragment.get("function") or {}
+        if openai_index in self._ignored and not call_id:
+            return []  # more of a call dropped for disable_parallel_tool_use
         call = self._tools.get(openai_index)
         events: list[dict[str, Any]] = []
         # Some compatibles reuse index 0 for every call: a new id at a known index is a new call.
         if call is None or (call_id and call.id != call_id):
+            if self._options.single_tool_call and self._tools:
+                self._ignored.add(openai_index)  # disable_parallel_tool_use: the upstream sent a second call anyway
+                return []
+            self._ignored.discard(openai_index)
+            events.extend(self._text_delta(self._scanner.flush()))  # held-back text precedes the call
             if self._awaiting_name is not None:
                 events.extend(self._start_tool(self._awaiting_name))  # never got a name; start it as it is
             call = _ToolCall(id=call_id or _new_tool_id())
@@ -313,6 +413,7 @@ class OpenAIStreamTranslator:
     def _open_block(self, content_block: dict[str, Any]) -> list[dict[str, Any]]:
         events = self._close_block()
         self._open_index = self._next_index
+        self._open_kind = content_block["type"]
         self._next_index += 1
         events.append({"type": "content_block_start", "index": self._open_index, "content_block": content_block})
         return events
@@ -322,6 +423,7 @@ class OpenAIStreamTranslator:
             return []
         events = [{"type": "content_block_stop", "index": self._open_index}]
         self._open_index = None
+        self._open_kind = None
         if self._open_tool is not None:
             self._open_tool.closed = True
             self._open_tool = None

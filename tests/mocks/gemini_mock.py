@@ -1,7 +1,10 @@
 """Mock Gemini API: generateContent and streamGenerateContent?alt=sse under v1 and v1beta, plus countTokens.
 
 Checks the API key, the function-calling history (response counts, thought signatures it issued or Google's
-placeholder) and rejects schema keywords Gemini does not know. Scenarios: see cloud_mocks.py.
+placeholder) and rejects schema keywords Gemini does not know, thinking budgets and output caps beyond the
+model's range, and a response schema combined with function calling on 2.x models. Honours stopSequences,
+responseSchema (the reply is a JSON instance) and the built-in tools (googleSearch, urlContext, codeExecution).
+Scenarios: see cloud_mocks.py; also too_large_html (Google's front end's 413 page).
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from aiohttp import web
 
 from ccm_tui.demo.mockserver import MockServer
 from tests.mocks import anthropic_script as script
-from tests.mocks.vertex_mock import google_error_body
+from tests.mocks.vertex_mock import TOO_LARGE_HTML, google_error_body
 
 PLACEHOLDER_SIGNATURE = "skip_thought_signature_validator"
+# thinkingBudget ranges from Google's thinking guide; maxOutputTokens must stay below 65537.
+_THINKING_MAX = {"gemini-2.5-pro": 32768, "gemini-2.5-flash": 24576, "gemini-2.5-flash-lite": 24576}
+_OUTPUT_LIMIT = 65536
 _GEMINI_SCHEMA_KEYS = frozenset(
     {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties", "required"}
     | {"minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf", "items", "default"}
@@ -110,6 +116,8 @@ class GeminiMock(MockServer):
                 "domain": "googleapis.com",
             }
             return self._error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", [info])
+        if scenario == "too_large_html":
+            return web.Response(status=413, text=TOO_LARGE_HTML, content_type="text/html")
         failure = self._scenario_failure(scenario)
         if failure is not None:
             return failure
@@ -125,10 +133,10 @@ class GeminiMock(MockServer):
                 if problem
                 else self.json_response(200, {"totalTokens": script.estimate_tokens(inner)})
             )
-        problem = self.body_problem(body)
+        problem = self.body_problem(body) or _config_problem(body, model)
         if problem is not None:
             return self._error(400, "INVALID_ARGUMENT", problem)
-        chunks = self._chunks(scenario, body, model)
+        chunks = _shaped(self._chunks(scenario, body, model), body)
         if action == "generateContent":
             parts = [p for c in chunks for p in c["candidates"][0]["content"]["parts"]]
             merged = {
@@ -274,6 +282,66 @@ class GeminiMock(MockServer):
             }
             return [[call]]
         return [[{"text": "Hello from"}], [{"text": " the Gemini mock."}], [{"text": " How can I help?"}]]
+
+
+def _config_problem(body: dict[str, Any], model: str) -> str | None:
+    config = body.get("generationConfig") or {}
+    budget = (config.get("thinkingConfig") or {}).get("thinkingBudget")
+    name = model.removeprefix("models/")
+    limit = next((v for k, v in sorted(_THINKING_MAX.items(), key=lambda kv: -len(kv[0])) if name.startswith(k)), None)
+    if isinstance(budget, int) and limit is not None and not -1 <= budget <= limit:
+        return f"The thinking budget {budget} is invalid. Please choose a value between 0 and {limit}."
+    tokens = config.get("maxOutputTokens")
+    if isinstance(tokens, int) and not 1 <= tokens <= _OUTPUT_LIMIT:
+        return (
+            f"Unable to submit request because it has a maxOutputTokens value of {tokens} but the supported range is "
+            f"from 1 (inclusive) to {_OUTPUT_LIMIT + 1} (exclusive). Update the value and try again."
+        )
+    if len(config.get("stopSequences") or ()) > 5:
+        return "* GenerationConfig.stop_sequences: at most 5 stop sequences are allowed"
+    functions = any(t.get("functionDeclarations") for t in body.get("tools") or ())
+    if config.get("responseSchema") and functions and name.startswith("gemini-2"):
+        return "Function calling with a response mime type: 'application/json' is unsupported"
+    return None
+
+
+def _shaped(chunks: list[dict[str, Any]], body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reply after responseSchema (a JSON instance), built-in tools and stopSequences (text cut, STOP)."""
+    config = body.get("generationConfig") or {}
+    tools = {key for tool in body.get("tools") or () for key in tool}
+    first = chunks[0]["candidates"][0]["content"]["parts"]
+    if config.get("responseSchema"):
+        for chunk in chunks:
+            parts = chunk["candidates"][0]["content"]["parts"]
+            parts[:] = [p for p in parts if "text" not in p or p.get("thought")]
+        first.append({"text": json.dumps(_instance(config["responseSchema"]))})
+    if "googleSearch" in tools:
+        first.insert(0, {"text": "According to a web search, "})
+        chunks[-1]["candidates"][0]["groundingMetadata"] = {"webSearchQueries": ["mock query"]}
+    if "codeExecution" in tools:
+        first.append({"executableCode": {"language": "PYTHON", "code": "print(6 * 7)"}})
+        first.append({"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "42\n"}})
+    stops = [s for s in config.get("stopSequences") or () if s]
+    for index, chunk in enumerate(chunks):
+        for part in chunk["candidates"][0]["content"]["parts"]:
+            text = part.get("text")
+            hits = [text.find(s) for s in stops if isinstance(text, str) and s in text]
+            if hits:
+                part["text"] = text[: min(hits)]
+                last = chunks[-1]
+                chunk["candidates"][0]["finishReason"] = "STOP"
+                chunk["usageMetadata"] = last["usageMetadata"]
+                return chunks[: index + 1]
+    return chunks
+
+
+def _instance(schema: dict[str, Any]) -> Any:
+    kind = str(schema.get("type", "object")).lower()
+    if kind == "object":
+        return {name: _instance(sub) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [_instance(schema.get("items") or {})]
+    return {"string": "example", "integer": 1, "number": 1.5, "boolean": True}.get(kind, "example")
 
 
 def _schema_problem(schema: Any, where: str) -> str | None:

@@ -26,6 +26,14 @@ from ccm_tui.demo.mockserver import MockServer
 from tests.mocks import anthropic_script as script
 
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
+# What Google's front end answers an oversized request with (Gemini and Vertex alike): HTML, not a JSON error.
+TOO_LARGE_HTML = (
+    "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 413 (Request Entity Too Large)!!1</title>"
+    "\n  <style>\n    *{margin:0;padding:0}html,code{font:15px/22px arial,sans-serif}\n  </style>\n"
+    "  <a href=//www.google.com/><span id=logo aria-label=Google></span></a>\n"
+    "  <p><b>413.</b> <ins>That\u2019s an error.</ins>\n"
+    "  <p>Your client issued a request that was too large.  <ins>That\u2019s all we know.</ins>\n"
+)
 
 
 def google_error_body(
@@ -187,6 +195,8 @@ class VertexMock(MockServer):
         return await self.stream(request, chunks, headers={"Cache-Control": "no-cache"}, cut_after=cut_after)
 
     def _scenario_failure(self, scenario: str, model: str, streaming: bool) -> web.Response | None:
+        if scenario == "too_large_html":  # Google's front end answers oversized bodies with an HTML page
+            return web.Response(status=413, text=TOO_LARGE_HTML, content_type="text/html")
         if scenario == "rate_limit":
             message = (
                 "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model "
