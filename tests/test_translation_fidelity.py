@@ -27,7 +27,7 @@ from ccm_tui.translate.openai_request import request_to_openai
 from ccm_tui.translate.reply_options import ReplyOptions
 from ccm_tui.translate.stop_sequences import StopScanner
 from tests.mocks.cloud_mocks import BedrockMock, GeminiMock, VertexMock
-from tests.mocks.upstreams import OpenAIMock
+from tests.mocks.upstreams import AnthropicMock, OpenAIMock
 
 ENVIRON = {"TEST_KEY": "test-upstream-key", "GEMINI_API_KEY": GeminiMock.api_key}
 STREAMING = pytest.mark.parametrize("stream", [False, True], ids=["message", "stream"])
@@ -584,3 +584,31 @@ def test_quick_estimate_is_in_the_tokenizers_range() -> None:
     }
     exact = estimate_input_tokens(body)
     assert 0.5 * exact <= quick_input_estimate(body) <= 2 * exact
+
+
+async def test_a_feature_one_target_cannot_run_fails_over_to_one_that_can(start_proxy) -> None:
+    async with OpenAIMock() as openai_mock, AnthropicMock() as anthropic_mock:
+        proxy = await start_proxy(
+            [
+                ProviderSettings(
+                    name="oai",
+                    kind="openai",
+                    base_url=openai_mock.url,
+                    api_key_env="TEST_KEY",
+                    models={"default": (Variant("mock-large"),)},
+                ),
+                ProviderSettings(name="anth", kind="anthropic", base_url=anthropic_mock.url, api_key_env="TEST_KEY"),
+            ]
+        )
+        sdk = anthropic.AsyncAnthropic(base_url=proxy.url, api_key="dummy", max_retries=0)
+        message = await sdk.messages.create(
+            model="claude-sonnet-4-6",
+            max_tokens=100,
+            messages=[{"role": "user", "content": "search the web"}],
+            tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}],
+        )
+        assert message.content
+        [finished] = await proxy.wait_finished(1)
+        assert finished.provider == "anth"
+        assert [a.outcome for a in finished.attempts] == ["skip", "ok"]
+        assert not openai_mock.requests and anthropic_mock.requests

@@ -206,7 +206,8 @@ def classify(error: UpstreamError, now: float) -> Failure:
         return Failure(FailureKind.DISABLE, _retry_after(error, now), reason)
     if status == 402 or kind_of in _DISABLE_TYPES or status in (401, 403):
         return Failure(FailureKind.DISABLE, None, reason)
-    if status == 413 or code == "tokens_limit_reached":
+    if status == 413 or code in ("tokens_limit_reached", UNSUPPORTED_FEATURE_CODE):
+        # Too large here, or a feature this target cannot run (a server tool, MCP, a schema): another can.
         return Failure(FailureKind.SKIP, None, reason)
     if status == 404:
         return Failure(FailureKind.SKIP, None, reason)
@@ -216,6 +217,9 @@ def classify(error: UpstreamError, now: float) -> Failure:
         return Failure(FailureKind.SKIP, None, reason)
     return Failure(FailureKind.CLIENT_ERROR, None, reason)
 
+
+# translate/features.py refuses what a target cannot honour with this code (routing must not import translate).
+UNSUPPORTED_FEATURE_CODE = "unsupported_feature"
 
 _OVERLOAD_STATUSES = (429, 503, 529)
 _OVERLOAD_TYPES = {

@@ -6,9 +6,8 @@ has a native equivalent for and raise `UnsupportedFeature` for the rest; the ada
 naming the feature and the provider (`upstream_error`). Nothing is dropped silently: a request that quietly
 loses its web search tool or output schema gets a plausible but wrong 200.
 
-Why a 400 and not a failover: the routing layer answers a 4xx client error at once (routing/limits.py classifies
-by status). A capability filter that skips such candidates before sending would let another provider serve the
-request; until routing has one, the refusal carries `error_code="unsupported_feature"` so it can key on it.
+The refusal carries `error_code="unsupported_feature"`: routing/limits.py classifies it as a SKIP, so the next
+candidate that can run the feature serves the request, and the client hears this 400 only when none can.
 Pure; no I/O.
 """
 
