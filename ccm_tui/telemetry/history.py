@@ -134,6 +134,8 @@ class HistoryStatus:
     """What the writer has done so far, for the TUI, metrics and tests."""
 
     written: int  # requests stored
+    batches: int  # transactions committed
+    failed_writes: int  # write attempts that hit a storage fault (each retry counts)
     pending: int  # events waiting to be written
     dropped: int  # events lost because the queue was full, or still unwritable at close
     rejected: int  # events that could not be stored at all (logged)
@@ -174,6 +176,8 @@ class HistoryWriter:
         self._closed = False  # no new events accepted
         self._stopping = False  # flush what is queued and end
         self._written = 0
+        self._batches = 0
+        self._failed_writes = 0
         self._dropped = 0
         self._rejected = 0
         self._fault: HistoryFault | None = None
@@ -244,6 +248,8 @@ class HistoryWriter:
         oldest = self._pending[0][1] if self._pending else None
         return HistoryStatus(
             written=self._written,
+            batches=self._batches,
+            failed_writes=self._failed_writes,
             pending=len(self._pending),
             dropped=self._dropped,
             rejected=self._rejected,
@@ -379,6 +385,7 @@ class HistoryWriter:
     def _succeeded(self, stored: int) -> None:
         with self._cond:
             self._written += stored
+            self._batches += 1
             recovered = self._fault is not None
             self._fault, self._failures, self._retry_at, self._overflowing = None, 0, None, False
             pending, dropped = len(self._pending), self._dropped + self._rejected
@@ -403,10 +410,11 @@ class HistoryWriter:
                 retry_at = self._clock()  # the new file can be written at once
         with self._cond:
             self._failures += 1
+            self._failed_writes += 1
             first = self._fault != fault
             self._fault = fault
             self._retry_at = retry_at if retry_at is not None else self._clock() + retry_delay(self._failures)
-            pending, dropped = len(self._pending), self._dropped + self._rejected
+            pending, dropped = len(self._pending) + len(self._in_flight), self._dropped + self._rejected
         if fault is not HistoryFault.CORRUPT:
             message = (
                 f"history cannot be written ({fault.value}: {exc}); keeping up to {self._max_pending} requests "
