@@ -200,15 +200,16 @@ def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     return connection
 
 
-def migrate(connection: sqlite3.Connection) -> int:
-    """Run the missing steps, each in its own transaction; returns the version the file started at."""
+def migrate(connection: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+    """Run the missing steps in order, each in its own transaction; returns the version the file started at."""
+    target = migrations[-1].version
     with transaction(connection):
         start = connection.execute("PRAGMA user_version").fetchone()[0]
         if start == 0 and _has_tables(connection):
             raise UnusableFile(0)  # tables this code did not create
-    if start > SCHEMA_VERSION:
+    if start > target:
         raise UnusableFile(start)
-    for step in MIGRATIONS:
+    for step in migrations:
         if step.version <= start:
             continue
         # IMMEDIATE: the writer thread and a reader may open a new file at the same moment; one migrates.
