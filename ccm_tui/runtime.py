@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -55,8 +56,11 @@ class Runtime:
         settings: Settings,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        demo: bool = False,
     ) -> None:
         self.settings = settings
+        self.demo = demo  # demo spend is not the user's: its history is a throwaway file, removed at close
+        self._demo_history: tempfile.TemporaryDirectory[str] | None = None
         self.environ = os.environ if environ is None else environ
         self.bus = EventBus()
         self.prices = PriceBook(settings.providers)
@@ -96,7 +100,11 @@ class Runtime:
         await asyncio.gather(*(one(name) for name in self.engine.providers))
 
     async def _open_history(self) -> None:
-        path = self.settings.history_path or default_data_dir() / "history.sqlite3"
+        if self.demo:
+            self._demo_history = await asyncio.to_thread(tempfile.TemporaryDirectory, prefix="ccm-tui-demo-")
+            path = Path(self._demo_history.name) / "history.sqlite3"
+        else:
+            path = self.settings.history_path or default_data_dir() / "history.sqlite3"
         self.history_path = path
         day_start, _ = local_day_bounds(time.time())
 
@@ -117,7 +125,8 @@ class Runtime:
             self.spend.seed(buckets)
             self.requests_before_start = count
             self.recent_before_start = recent
-        writer = HistoryWriter(path)
+        loop = asyncio.get_running_loop()
+        writer = HistoryWriter(path, notify=lambda event: loop.call_soon_threadsafe(self.bus.publish, event))
         writer.start()
         self.history = writer
         self.bus.subscribe(writer.subscriber)
@@ -126,3 +135,5 @@ class Runtime:
         await self.engine.aclose()
         if self.history is not None:
             await asyncio.to_thread(self.history.close)
+        if self._demo_history is not None:
+            await asyncio.to_thread(self._demo_history.cleanup)
