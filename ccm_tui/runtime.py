@@ -18,7 +18,7 @@ from quart import Quart
 
 from ccm_tui import secrets
 from ccm_tui.config import Settings, default_data_dir
-from ccm_tui.core.events import EventBus, RequestFinished
+from ccm_tui.core.events import Event, EventBus, RequestFinished
 from ccm_tui.core.scrub import remember_secret
 from ccm_tui.providers import build_provider
 from ccm_tui.proxy.app import create_app
@@ -126,7 +126,11 @@ class Runtime:
             self.requests_before_start = count
             self.recent_before_start = recent
         loop = asyncio.get_running_loop()
-        writer = HistoryWriter(path, notify=lambda event: loop.call_soon_threadsafe(self.bus.publish, event))
+
+        def publish_on_loop(event: Event) -> None:  # the writer reports faults from its own thread
+            loop.call_soon_threadsafe(self.bus.publish, event)
+
+        writer = HistoryWriter(path, notify=publish_on_loop)
         writer.start()
         self.history = writer
         self.bus.subscribe(writer.subscriber)

@@ -29,7 +29,6 @@ import pytest
 
 from ccm_tui.config import ProviderSettings, Settings
 from ccm_tui.core.contract import Variant
-from ccm_tui.demo.mockserver import MockServer
 from ccm_tui.proxy.server import bind_socket
 from ccm_tui.tui.app import CcmApp
 from ccm_tui.tui.logs import configure_file_logging, log_path
@@ -47,6 +46,7 @@ FAILURES = {
     "server": {"anthropic": "server_error", "openai": "server_error", "gemini": "overloaded"},
     "stream": {"anthropic": "mid_stream_error", "openai": "mid_stream_error", "gemini": "mid_stream_error"},
 }
+Upstream = AnthropicMock | OpenAIMock | GeminiMock
 BANNER = re.compile(r"proxy on (http://127\.0\.0\.1:\d+)")
 
 
@@ -54,7 +54,7 @@ BANNER = re.compile(r"proxy on (http://127\.0\.0\.1:\d+)")
 class FailurePath:
     kind: str
     failure: str
-    mock: MockServer
+    mock: Upstream
 
     @property
     def name(self) -> str:
@@ -84,8 +84,8 @@ class FailurePath:
         )
 
 
-def make_mock(kind: str, scenario: str) -> MockServer:
-    mock: MockServer
+def make_mock(kind: str, scenario: str) -> Upstream:
+    mock: Upstream
     if kind == "anthropic":
         mock = AnthropicMock(scenario)
     elif kind == "openai":
