@@ -12,7 +12,7 @@ import signal
 import socket
 import sys
 
-from ccm_tui import __version__
+from ccm_tui import __version__, stats
 from ccm_tui.config import ConfigError, Settings, load_settings
 from ccm_tui.core.events import RequestFinished
 from ccm_tui.core.scrub import ScrubbingFilter
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ccm-tui {__version__}")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", parents=[common], help="run the proxy headless (no TUI)")
+    stats.add_parser(sub)
     return parser
 
 
@@ -72,6 +73,8 @@ def use_fast_event_loop() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "stats":  # reads history only: no proxy settings to check
+        return stats.main(args)
     use_fast_event_loop()
     try:
         settings = load(args)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ from quart import Quart
 
 from ccm_tui import secrets
 from ccm_tui.config import Settings, default_data_dir
-from ccm_tui.core.events import EventBus, RequestFinished
+from ccm_tui.core.events import Event, EventBus, RequestFinished
 from ccm_tui.core.scrub import remember_secret
 from ccm_tui.providers.build import build_provider
 from ccm_tui.proxy.app import create_app
@@ -56,8 +57,11 @@ class Runtime:
         settings: Settings,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        demo: bool = False,
     ) -> None:
         self.settings = settings
+        self.demo = demo  # demo spend is not the user's: its history is a throwaway file, removed at close
+        self._demo_history: tempfile.TemporaryDirectory[str] | None = None
         self.environ = os.environ if environ is None else environ
         self.bus = EventBus()
         self.prices = PriceBook(settings.providers)
@@ -100,7 +104,11 @@ class Runtime:
         await asyncio.gather(*(one(name) for name in self.engine.providers))
 
     async def _open_history(self) -> None:
-        path = self.settings.history_path or default_data_dir() / "history.sqlite3"
+        if self.demo:
+            self._demo_history = await asyncio.to_thread(tempfile.TemporaryDirectory, prefix="ccm-tui-demo-")
+            path = Path(self._demo_history.name) / "history.sqlite3"
+        else:
+            path = self.settings.history_path or default_data_dir() / "history.sqlite3"
         self.history_path = path
         day_start, _ = local_day_bounds(time.time())
 
@@ -121,7 +129,12 @@ class Runtime:
             self.spend.seed(buckets)
             self.requests_before_start = count
             self.recent_before_start = recent
-        writer = HistoryWriter(path)
+        loop = asyncio.get_running_loop()
+
+        def publish_on_loop(event: Event) -> None:  # the writer reports faults from its own thread
+            loop.call_soon_threadsafe(self.bus.publish, event)
+
+        writer = HistoryWriter(path, notify=publish_on_loop)
         writer.start()
         self.history = writer
         self.bus.subscribe(writer.subscriber)
@@ -130,3 +143,5 @@ class Runtime:
         await self.engine.aclose()
         if self.history is not None:
             await asyncio.to_thread(self.history.close)
+        if self._demo_history is not None:
+            await asyncio.to_thread(self._demo_history.cleanup)

@@ -79,7 +79,7 @@ class Service:
 
             self._demo_upstreams = await start_demo_upstreams()
             settings = replace(settings, providers=self._demo_upstreams.settings_providers())
-        runtime = Runtime(settings, environ=self.environ, clock=self.clock)
+        runtime = Runtime(settings, environ=self.environ, clock=self.clock, demo=self.demo)
         self.runtime = runtime  # before start(): a start that fails half-way still gets closed by stop()
         await runtime.start()
         self._server = asyncio.create_task(

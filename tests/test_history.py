@@ -73,7 +73,7 @@ def test_finished_requests_round_trip_with_attempts(tmp_path: Path) -> None:
         finished(3, stream=False),
     ]
     writer = write_through_bus(path, [RequestStarted("req-1", "claude-sonnet-4", True), *events])
-    assert writer.written == 3
+    assert writer.status().written == 3
     reader = HistoryReader(path)
     try:
         assert reader.recent(10) == events  # oldest first, attempts in order, usage and timings intact
@@ -121,7 +121,7 @@ def test_history_survives_reopening(tmp_path: Path) -> None:
 def test_a_burst_is_stored_completely_at_close(tmp_path: Path) -> None:
     path = tmp_path / "history.sqlite3"
     writer = write_through_bus(path, [finished(n) for n in range(1, 501)])
-    assert writer.written == 500
+    assert writer.status().written == 500
     reader = HistoryReader(path)
     try:
         assert reader.count_since(0) == 500

@@ -132,7 +132,46 @@ class SpendAlert:
     at: float = field(default_factory=time.time)
 
 
-Event = RequestStarted | AttemptFailed | RequestFinished | ProviderChanged | RoutingChanged | SpendAlert
+class HistoryFault(StrEnum):
+    """Why the history writer cannot store rows right now (telemetry/history_schema.py classifies)."""
+
+    LOCKED = "locked"  # another process holds a write lock longer than the busy timeout
+    READ_ONLY = "read_only"  # the file or its directory is not writable
+    FULL = "full"  # the disk (or a quota) is full
+    UNAVAILABLE = "unavailable"  # cannot open the file, or an I/O error
+    CORRUPT = "corrupt"  # not a database / malformed: moved aside, a fresh file is started
+
+
+@dataclass(frozen=True)
+class HistoryProblem:
+    """History stopped being written (published once per fault, not per retry); rows wait in memory."""
+
+    path: str
+    fault: HistoryFault
+    message: str  # one line for a banner: what happened and what the writer does about it
+    pending: int  # rows waiting to be written
+    dropped: int  # rows lost so far in this process (queue full, unstorable)
+
+
+@dataclass(frozen=True)
+class HistoryRecovered:
+    """History is being written again; the rows that waited are stored."""
+
+    path: str
+    message: str
+    dropped: int
+
+
+Event = (
+    RequestStarted
+    | AttemptFailed
+    | RequestFinished
+    | ProviderChanged
+    | RoutingChanged
+    | SpendAlert
+    | HistoryProblem
+    | HistoryRecovered
+)
 Subscriber = Callable[[Event], None]
 
 

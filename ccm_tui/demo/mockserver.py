@@ -2,12 +2,15 @@
 
 Used by the tests (faithful wire formats over real sockets) and by demo mode (simulated providers in the
 same event loop as the proxy). A subclass registers its routes in `routes()` and answers according to
-`next_scenario()`: the head of the script if one was queued, else the standing `scenario`.
+`next_scenario()`: the head of the script if one was queued, else the standing `scenario`. With `echo_key`
+set, every error message (error statuses and error events inside streams) quotes the credential the request
+carried, as some real upstreams do ("Incorrect API key provided: ..."): the proxy must scrub it everywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -16,6 +19,26 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+_MESSAGE_START = re.compile(rb'("message"\s*:\s*")')
+
+
+def credential_of(request: web.Request) -> str:
+    """The key a request carried, however its API sends it."""
+    authorization = request.headers.get("authorization") or ""
+    bearer = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
+    return (
+        request.headers.get("x-api-key")
+        or bearer
+        or request.headers.get("x-goog-api-key")
+        or request.query.get("key", "")
+    )
+
+
+def echo_credential(payload: bytes, credential: str) -> bytes:
+    """`payload` (JSON or SSE) with every error message starting by quoting `credential`."""
+    quoted = orjson.dumps(f"key {credential} was used: ")[1:-1]
+    return _MESSAGE_START.sub(lambda match: match.group(1) + quoted, payload)
 
 
 @dataclass
@@ -43,6 +66,7 @@ class MockServer:
         self.aborted = asyncio.Event()
         self.chunk_delay = 0.0  # seconds between streamed chunks
         self.first_byte_delay = 0.0  # seconds before the response starts (slow scenarios use more)
+        self.echo_key = False  # error messages quote the request's credential (see the module docstring)
         self._script: deque[str] = deque()
         self._runner: web.AppRunner | None = None
 
@@ -55,7 +79,15 @@ class MockServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> MockServer:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        @web.middleware
+        async def echo_key(request: web.Request, handler: Any) -> web.StreamResponse:
+            response = await handler(request)
+            error = isinstance(response, web.Response) and response.status >= 400
+            if self.echo_key and error and isinstance(response.body, bytes):
+                response.body = echo_credential(response.body, credential_of(request))
+            return response
+
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[echo_key])
         app.add_routes(list(self.routes()))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -118,6 +150,9 @@ class MockServer:
         cut_after: int | None = None,
     ) -> web.StreamResponse:
         """Write chunks one by one (chunked encoding); `cut_after=N` drops the connection after N chunks."""
+        if self.echo_key:
+            key = credential_of(request)
+            chunks = [echo_credential(c, key) if b'"error"' in c else c for c in chunks]
         response = web.StreamResponse(status=200, headers={"Content-Type": content_type, **(headers or {})})
         response.enable_chunked_encoding()
         try:

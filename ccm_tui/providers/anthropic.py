@@ -22,6 +22,7 @@ from ccm_tui.providers.base import header_items, make_http_client, open_response
 from ccm_tui.providers.headers import request_headers
 from ccm_tui.translate.anthropic_stream import AnthropicStreamMeter
 from ccm_tui.translate.continuity import sanitize_history_for_anthropic_target
+from ccm_tui.translate.sse import error_event
 
 # Fields the count_tokens endpoint accepts (PROTOCOLS.md §1.9); anything else is a 400 there.
 _COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control")
@@ -147,20 +148,33 @@ async def metered_anthropic_sse(response: httpx.Response, meter: StreamMeter) ->
     """
     scanner = AnthropicStreamMeter(meter)
     held = b""  # the tail of an event not yet complete: forwarded with the chunk that completes it
+    error_relayed = False
     try:
         async for chunk in _body_chunks(response):
             scanner.feed(chunk)
             data = held + chunk if held else chunk
             end = _last_event_end(data)
             if end:
-                held = data[end:]
-                yield data[:end]
+                held, out = data[end:], data[:end]
+                if meter.error_type is not None and not error_relayed and b'"error"' in out:
+                    error_relayed = True
+                    out = _scrubbed_error_event(out, meter)
+                yield out
             else:
                 held = data
     except httpx.TransportError as exc:
         raise transport_error(exc) from None
     if not meter.completed and meter.error_type is None:
         raise UpstreamError.no_response(TransportFailure.READ, "the upstream stream ended before message_stop")
+
+
+def _scrubbed_error_event(data: bytes, meter: StreamMeter) -> bytes:
+    """`data` with its error event re-encoded from the meter's scrubbed fields: upstream error text may quote
+    the key, and these bytes go to the client as they are. What precedes the error event is kept unchanged."""
+    start = data.rfind(b"event: error")
+    if start == -1:  # an error sent as a bare data line
+        start = data.rfind(b"data:")
+    return data[:start] + error_event(meter.error_type or "api_error", meter.error_message or "")
 
 
 def _last_event_end(data: bytes) -> int:

@@ -1,297 +1,188 @@
-"""Request history in SQLite: a writer thread fed by the event bus, and a reader for the UI and `stats`.
+"""Request history in SQLite: the writer thread fed by the event bus, with bounded lag and surfaced faults.
 
-README fragment (the schema):
+The guarantees (bounded lag, clamped rows, faults kept in memory and retried, migrations) and the schema are
+documented in README.md, "History".
 
-    History lives in one SQLite file in WAL mode, by default `<user data dir>/ccm-tui/history.sqlite3`
-    (`[history] path = ...` moves it, `enabled = false` turns it off). It records what was asked, who
-    answered, tokens, cost and timings — never an API key and never message content. Query it with any
-    SQLite client; times are unix seconds (UTC), durations milliseconds, costs USD.
-
-    requests      one row per request
-      request_id TEXT PRIMARY KEY, started_at REAL, requested_model TEXT, provider TEXT (who served it;
-      NULL when nobody did), model TEXT (the upstream model id), stream INTEGER (0/1), status INTEGER
-      (HTTP status the client got), error_type TEXT, error_message TEXT, input_tokens, output_tokens,
-      cache_creation_tokens, cache_read_tokens INTEGER (input_tokens excludes the cached parts), cost_usd
-      REAL (NULL when the price is unknown), ttfb_ms REAL, duration_ms REAL, failovers INTEGER
-      index: requests_started_at (started_at)
-
-    attempts      one row per provider tried for a request, in order
-      request_id TEXT, n INTEGER (0 = first try), provider, model, variant TEXT, status INTEGER (upstream
-      HTTP status, 0 = no response), outcome TEXT ("ok", "cooldown", "disable", "skip", "client_error",
-      "stream_error"), reason TEXT, started_at REAL, duration_ms REAL, retry_after REAL (seconds)
-      primary key (request_id, n); index: attempts_started_at (started_at)
-
-    spend_alerts  one row per spend alert
-      at REAL, window TEXT ("hour" | "day"), spent_usd REAL, threshold_usd REAL
-
-    PRAGMA user_version holds the schema version (currently 1). A file written by another version is
-    moved aside as `history.sqlite3.v<N>.bak` and a fresh one is created (a warning says so).
-
-Writes never happen on the event loop: `HistoryWriter.subscriber` only puts the event on a queue, and a thread
-writes everything queued in one transaction at most every ~250 ms. `HistoryReader` is blocking; call it through
-`asyncio.to_thread`. Spend windows and alerts live in spend.py.
+Writes never happen on the event loop: `HistoryWriter.subscriber` only appends the event to a bounded queue.
+Schema and migrations live in history_schema.py, rows in history_rows.py, queries in history_reader.py.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ccm_tui.core.events import AttemptRecord, Event, RequestFinished, SpendAlert, Usage
-from ccm_tui.core.scrub import scrub
-from ccm_tui.core.states import AttemptOutcome
+from ccm_tui.core.events import Event, HistoryFault, HistoryProblem, HistoryRecovered, RequestFinished, SpendAlert
+from ccm_tui.telemetry.history_reader import HistoryReader
+from ccm_tui.telemetry.history_rows import (
+    ALERT_COLUMNS,
+    ATTEMPT_COLUMNS,
+    REQUEST_COLUMNS,
+    alert_row,
+    attempt_rows,
+    redact,
+    request_row,
+)
+from ccm_tui.telemetry.history_schema import (
+    BUSY_TIMEOUT_S,
+    SCHEMA_VERSION,
+    corrupt_tag,
+    move_aside,
+    open_database,
+    storage_fault,
+    transaction,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BatchPolicy",
+    "HistoryReader",
+    "HistoryStatus",
+    "HistoryWriter",
+    "redact",
+    "retry_delay",
+]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-WRITE_INTERVAL_S = 0.25
-_MAX_TEXT = 500  # error messages and reasons are for people, not for replaying a response
+MAX_BATCH_ROWS = 256
+MAX_DELAY_S = 0.05  # a fifth of the 250 ms target; the rest is margin for commits and WAL checkpoints
+MAX_PENDING = 20_000  # ~1 KB per queued request: about 20 MB while the file cannot be written
+FIRST_RETRY_S = 0.25
+MAX_RETRY_S = 30.0
 
-_SCHEMA = """
-CREATE TABLE requests (
-    request_id TEXT PRIMARY KEY,
-    started_at REAL NOT NULL,
-    requested_model TEXT NOT NULL,
-    provider TEXT,
-    model TEXT,
-    stream INTEGER NOT NULL,
-    status INTEGER NOT NULL,
-    error_type TEXT,
-    error_message TEXT,
-    input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    cache_creation_tokens INTEGER NOT NULL,
-    cache_read_tokens INTEGER NOT NULL,
-    cost_usd REAL,
-    ttfb_ms REAL,
-    duration_ms REAL NOT NULL,
-    failovers INTEGER NOT NULL
-);
-CREATE INDEX requests_started_at ON requests (started_at);
-CREATE TABLE attempts (
-    request_id TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    provider TEXT NOT NULL,
-    model TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    outcome TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    duration_ms REAL NOT NULL,
-    retry_after REAL,
-    PRIMARY KEY (request_id, n)
-);
-CREATE INDEX attempts_started_at ON attempts (started_at);
-CREATE TABLE spend_alerts (
-    at REAL NOT NULL,
-    window TEXT NOT NULL,
-    spent_usd REAL NOT NULL,
-    threshold_usd REAL NOT NULL
-);
-CREATE INDEX spend_alerts_at ON spend_alerts (at);
-"""
-
-_REQUEST_COLUMNS = (
-    "request_id, started_at, requested_model, provider, model, stream, status, error_type, error_message, "
-    "input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_usd, ttfb_ms, duration_ms, failovers"
+_INSERT_REQUEST = (
+    f"INSERT OR REPLACE INTO requests ({', '.join(REQUEST_COLUMNS)}) VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})"
 )
-_ATTEMPT_COLUMNS = (
-    "request_id, n, provider, model, variant, status, outcome, reason, started_at, duration_ms, retry_after"
+_INSERT_ATTEMPT = (
+    f"INSERT OR REPLACE INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
 )
+_INSERT_ALERT = f"INSERT INTO spend_alerts ({', '.join(ALERT_COLUMNS)}) VALUES ({', '.join('?' * len(ALERT_COLUMNS))})"
+
+Stored = RequestFinished | SpendAlert
 
 
-# Upstream error texts sometimes echo a credential ("Incorrect API key provided: sk-…"); history must not keep it.
-def redact(text: str | None) -> str | None:
-    """`text` without anything that looks like a credential, and not longer than a status line needs."""
-    if text is None:
-        return None
-    cleaned = scrub(text)
-    return cleaned if len(cleaned) <= _MAX_TEXT else cleaned[: _MAX_TEXT - 1] + "…"
+@dataclass(frozen=True)
+class BatchPolicy:
+    """When the writer commits: as soon as `max_rows` wait, or when the oldest has waited `max_delay`."""
 
+    max_rows: int = MAX_BATCH_ROWS
+    max_delay: float = MAX_DELAY_S
 
-# --- rows <-> events (pure) ------------------------------------------------------------------------------
+    def due(self, pending: int, oldest_at: float | None, now: float) -> bool:
+        if pending >= self.max_rows:
+            return True
+        return pending > 0 and oldest_at is not None and now - oldest_at >= self.max_delay
 
-
-def request_row(event: RequestFinished) -> tuple[object, ...]:
-    usage = event.usage
-    return (
-        event.request_id,
-        event.started_at,
-        event.requested_model,
-        event.provider,
-        event.model,
-        int(event.stream),
-        event.status,
-        event.error_type,
-        redact(event.error_message),
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.cache_creation_input_tokens,
-        usage.cache_read_input_tokens,
-        event.cost_usd,
-        event.ttfb * 1000.0 if event.ttfb is not None else None,
-        event.duration * 1000.0,
-        event.failovers,
-    )
-
-
-def attempt_rows(event: RequestFinished) -> list[tuple[object, ...]]:
-    return [
-        (
-            event.request_id,
-            n,
-            attempt.provider,
-            attempt.model,
-            attempt.variant,
-            attempt.status,
-            attempt.outcome,
-            redact(attempt.reason) or "",
-            attempt.started_at,
-            attempt.duration * 1000.0,
-            attempt.retry_after,
-        )
-        for n, attempt in enumerate(event.attempts)
-    ]
-
-
-def event_from_rows(row: sqlite3.Row, attempts: list[sqlite3.Row]) -> RequestFinished:
-    return RequestFinished(
-        request_id=row["request_id"],
-        requested_model=row["requested_model"],
-        stream=bool(row["stream"]),
-        status=row["status"],
-        provider=row["provider"],
-        model=row["model"],
-        attempts=tuple(
-            AttemptRecord(
-                provider=a["provider"],
-                model=a["model"],
-                variant=a["variant"],
-                status=a["status"],
-                outcome=AttemptOutcome(a["outcome"]),
-                reason=a["reason"],
-                started_at=a["started_at"],
-                duration=a["duration_ms"] / 1000.0,
-                retry_after=a["retry_after"],
-            )
-            for a in attempts
-        ),
-        usage=Usage(
-            input_tokens=row["input_tokens"],
-            output_tokens=row["output_tokens"],
-            cache_creation_input_tokens=row["cache_creation_tokens"],
-            cache_read_input_tokens=row["cache_read_tokens"],
-        ),
-        cost_usd=row["cost_usd"],
-        started_at=row["started_at"],
-        ttfb=row["ttfb_ms"] / 1000.0 if row["ttfb_ms"] is not None else None,
-        duration=row["duration_ms"] / 1000.0,
-        error_type=row["error_type"],
-        error_message=row["error_message"],
-    )
-
-
-# --- opening and schema ----------------------------------------------------------------------------------
-
-
-def open_database(path: Path) -> sqlite3.Connection:
-    """Open (creating the directory and schema if needed) in WAL mode. Blocking."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    connection = _connect(path)
-    version = _ensure_schema(connection)
-    if version is None:
-        return connection
-    # No older schema has shipped, so there is nothing to migrate from yet: keep the old file, start a new one.
-    connection.close()
-    backup = path.with_name(f"{path.name}.v{version}.bak")
-    log.warning(
-        "history database %s has schema version %d (expected %d): moved it to %s and started a new one",
-        path,
-        version,
-        SCHEMA_VERSION,
-        backup,
-    )
-    for suffix in ("-wal", "-shm"):
-        sidecar = path.with_name(path.name + suffix)
-        if sidecar.exists():
-            sidecar.replace(backup.with_name(backup.name + suffix))
-    path.replace(backup)
-    connection = _connect(path)
-    if _ensure_schema(connection) is not None:
-        connection.close()
-        raise sqlite3.DatabaseError(f"{path}: another process keeps writing an incompatible history schema")
-    return connection
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    # Autocommit mode (isolation_level=None): transactions are explicit, one per batch.
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
-    connection.row_factory = sqlite3.Row
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes in WAL mode; cheap per commit
-    return connection
-
-
-def _has_tables(connection: sqlite3.Connection) -> bool:
-    return connection.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] > 0
-
-
-def _ensure_schema(connection: sqlite3.Connection) -> int | None:
-    """Create the schema in a new file; None when the file is usable, else the version it has."""
-    # IMMEDIATE: the writer thread and a reader may open a new file at the same moment; one creates, one waits.
-    with _transaction(connection):
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
+    def wait(self, pending: int, oldest_at: float | None, now: float) -> float | None:
+        """Seconds until `due` turns true on its own; None when only a new row can make it so."""
+        if pending == 0 or oldest_at is None:
             return None
-        if version != 0 or _has_tables(connection):
-            return version
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                connection.execute(statement)
-        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    return None
+        return max(0.0, oldest_at + self.max_delay - now)
 
 
-@contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
+def retry_delay(failures: int) -> float:
+    """Back-off after the `failures`-th failed write in a row (1, 2, ...)."""
+    return min(FIRST_RETRY_S * 2 ** max(failures - 1, 0), MAX_RETRY_S)
 
 
-# --- writer ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HistoryStatus:
+    """What the writer has done so far, for the TUI, metrics and tests."""
 
-_STOP = object()
+    written: int  # requests stored
+    batches: int  # transactions committed
+    failed_writes: int  # write attempts that hit a storage fault (each retry counts)
+    pending: int  # events waiting to be written
+    dropped: int  # events lost because the queue was full, or still unwritable at close
+    rejected: int  # events that could not be stored at all (logged)
+    fault: HistoryFault | None  # why nothing is being written right now, if so
+    lag: float  # seconds the oldest unwritten event (queued or being written) has waited
+
+    @property
+    def lost(self) -> int:
+        return self.dropped + self.rejected
 
 
 class HistoryWriter:
-    """Stores finished requests (with their attempts) and spend alerts. `subscriber` never blocks."""
+    """Stores finished requests (with their attempts) and spend alerts. `subscriber` never blocks.
 
-    def __init__(self, path: Path, write_interval: float = WRITE_INTERVAL_S) -> None:
+    `notify` receives HistoryProblem / HistoryRecovered from the writer thread: pass something thread-safe
+    (the runtime hands them to the event loop). `clock` is monotonic seconds; tests pass their own."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        policy: BatchPolicy = BatchPolicy(),
+        max_pending: int = MAX_PENDING,
+        notify: Callable[[Event], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        busy_timeout: float = BUSY_TIMEOUT_S,
+    ) -> None:
         self.path = Path(path)
-        self._write_interval = write_interval
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._policy = policy
+        self._max_pending = max_pending
+        self._notify = notify
+        self._clock = clock
+        self._busy_timeout = busy_timeout
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: deque[tuple[Stored, float]] = deque()  # (event, arrived at)
         self._thread: threading.Thread | None = None
-        self._closing = threading.Event()
-        self._closed = False
-        self.failed: str | None = None  # why history is off, when the database could not be opened
-        self.written = 0  # requests stored so far (for tests and the status line)
+        self._connection: sqlite3.Connection | None = None
+        self._closed = False  # no new events accepted
+        self._stopping = False  # flush what is queued and end
+        self._written = 0
+        self._batches = 0
+        self._failed_writes = 0
+        self._dropped = 0
+        self._rejected = 0
+        self._fault: HistoryFault | None = None
+        self._failures = 0  # failed writes in a row
+        self._retry_at: float | None = None
+        self._overflowing = False  # the queue overflow warning was logged for this fault
+        self._in_flight: list[tuple[Stored, float]] = []  # taken from the queue, being written
+
+    # --- event loop side -----------------------------------------------------------------------------------
 
     def subscriber(self, event: Event) -> None:
-        if isinstance(event, RequestFinished | SpendAlert) and not self._closed and self.failed is None:
-            self._queue.put(event)
+        if not isinstance(event, RequestFinished | SpendAlert):
+            return
+        with self._cond:
+            if self._closed:
+                return
+            if len(self._pending) >= self._max_pending:
+                self._pending.popleft()
+                self._dropped += 1
+                if not self._overflowing:
+                    self._overflowing = True
+                    log.warning("history queue full (%d requests): dropping the oldest", self._max_pending)
+            self._pending.append((event, self._clock()))
+            # Wake the writer only when its decision changes: the first row starts the timer, a full batch is due.
+            if len(self._pending) in (1, self._policy.max_rows):
+                self._cond.notify_all()
+
+    def status(self) -> HistoryStatus:
+        with self._cond:
+            return self._status()
+
+    def wait_until(self, predicate: Callable[[HistoryStatus], bool], timeout: float) -> bool:
+        """Block until `predicate(status)` holds (checked after every batch), or `timeout` seconds pass."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self._status()), timeout)
+
+    def wake(self) -> None:
+        """Re-check deadlines now (tests advance their clock, then call this)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
         if self._thread is not None:
@@ -301,11 +192,12 @@ class HistoryWriter:
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Write everything queued so far and stop. Blocking: from the event loop, use asyncio.to_thread."""
-        if self._closed:
-            return
-        self._closed = True
-        self._closing.set()
-        self._queue.put(_STOP)
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._stopping = True
+            self._cond.notify_all()
         if self._thread is None:
             self._run()  # never started: write what was queued, here
             return
@@ -313,153 +205,197 @@ class HistoryWriter:
         if self._thread.is_alive():
             log.warning("history writer did not finish within %.0f s; some requests may be missing", timeout or 0)
 
+    # --- writer thread ---------------------------------------------------------------------------------------
+
+    def _status(self) -> HistoryStatus:
+        waiting = self._in_flight or self._pending  # rows being written are older than any still queued
+        oldest = waiting[0][1] if waiting else None
+        return HistoryStatus(
+            written=self._written,
+            batches=self._batches,
+            failed_writes=self._failed_writes,
+            pending=len(self._pending),
+            dropped=self._dropped,
+            rejected=self._rejected,
+            fault=self._fault,
+            lag=0.0 if oldest is None else max(0.0, self._clock() - oldest),
+        )
+
+    def _ready(self, now: float) -> bool:
+        if self._retry_at is not None and now < self._retry_at and not self._stopping:
+            return False
+        if self._stopping:
+            return True
+        if self._retry_at is not None:  # the back-off has passed: retry whatever waits, without batching delay
+            return bool(self._pending)
+        oldest = self._pending[0][1] if self._pending else None
+        return self._policy.due(len(self._pending), oldest, now)
+
+    def _timeout(self, now: float) -> float | None:
+        if self._retry_at is not None and self._pending:
+            return max(0.0, self._retry_at - now)
+        oldest = self._pending[0][1] if self._pending else None
+        return self._policy.wait(len(self._pending), oldest, now)
+
     def _run(self) -> None:
         try:
-            connection = open_database(self.path)
-        except (sqlite3.Error, OSError) as exc:
-            self.failed = f"cannot open history database {self.path}: {exc}"
-            log.error("%s; history is off for this session", self.failed)
-            self._discard_until_stop()
-            return
-        try:
-            self._write_loop(connection)
+            while True:
+                try:
+                    if not self._step():
+                        return
+                except Exception:  # a bug, not a storage fault: count the batch in hand, keep writing
+                    with self._cond:
+                        self._dropped += len(self._in_flight)
+                        self._in_flight = []
+                    log.exception("history writer: unexpected error; the batch in hand is lost, carrying on")
         finally:
-            connection.close()
-
-    def _write_loop(self, connection: sqlite3.Connection) -> None:
-        last_write = 0.0
-        while True:
-            first = self._queue.get()
-            # Let a burst accumulate so it costs one transaction, unless we are shutting down.
-            wait = last_write + self._write_interval - time.monotonic()
-            if wait > 0 and first is not _STOP:
-                self._closing.wait(wait)
-            batch = [first, *self._drain()]
-            events = [item for item in batch if item is not _STOP]
-            if events:
-                self._write_batch(connection, events)
-            last_write = time.monotonic()
-            if len(events) != len(batch):
-                return
-
-    def _drain(self) -> Iterator[object]:
-        while True:
-            try:
-                yield self._queue.get_nowait()
-            except queue.Empty:
-                return
-
-    def _write_batch(self, connection: sqlite3.Connection, events: list[object]) -> None:
-        requests = [e for e in events if isinstance(e, RequestFinished)]
-        alerts = [e for e in events if isinstance(e, SpendAlert)]
-        try:
-            with _transaction(connection):
-                connection.executemany(
-                    f"INSERT OR REPLACE INTO requests ({_REQUEST_COLUMNS}) VALUES ({_placeholders(17)})",
-                    [request_row(e) for e in requests],
-                )
-                connection.executemany(
-                    f"INSERT OR REPLACE INTO attempts ({_ATTEMPT_COLUMNS}) VALUES ({_placeholders(11)})",
-                    [row for e in requests for row in attempt_rows(e)],
-                )
-                connection.executemany(
-                    "INSERT INTO spend_alerts (at, window, spent_usd, threshold_usd) VALUES (?, ?, ?, ?)",
-                    [(a.at, a.window, a.spent_usd, a.threshold_usd) for a in alerts],
-                )
-        except sqlite3.Error:
-            log.exception("could not write %d requests to the history database", len(requests))
-            return
-        self.written += len(requests)
-
-    def _discard_until_stop(self) -> None:
-        while self._queue.get() is not _STOP:
-            pass
-
-
-def _placeholders(count: int) -> str:
-    return ", ".join("?" * count)
-
-
-# --- reader ----------------------------------------------------------------------------------------------
-
-
-class HistoryReader:
-    """Queries over the history file with its own connection. Blocking: call through asyncio.to_thread.
-
-    Safe to call from several threads (the connection is serialised by a lock)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._connection: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
 
-    def spend_since(self, since: float) -> float:
-        """USD spent on requests started at or after `since` (requests of unknown price count as 0)."""
-        return self._one("SELECT COALESCE(SUM(cost_usd), 0.0) FROM requests WHERE started_at >= ?", (since,))
+    def _step(self) -> bool:
+        """Write one batch when one is due; False when the writer is done."""
+        with self._cond:
+            while not self._ready(now := self._clock()):
+                self._cond.wait(self._timeout(now))
+            count = min(len(self._pending), self._policy.max_rows)
+            self._in_flight = [self._pending.popleft() for _ in range(count)]
+            stopping = self._stopping
+        ok = self._write([event for event, _ in self._in_flight]) if self._in_flight else True
+        with self._cond:
+            if not ok:
+                self._pending.extendleft(reversed(self._in_flight))  # in order, with their arrival times
+                if stopping:  # the last try at exit failed: nothing will write these
+                    self._dropped += len(self._pending)
+                    log.error("history: %d requests could not be written before exit", len(self._pending))
+                    self._pending.clear()
+                while len(self._pending) > self._max_pending:
+                    self._pending.popleft()
+                    self._dropped += 1
+            self._in_flight = []
+            self._cond.notify_all()
+            return not (stopping and not self._pending)
 
-    def count_since(self, since: float) -> int:
-        return self._one("SELECT COUNT(*) FROM requests WHERE started_at >= ?", (since,))
+    def _write(self, batch: list[Stored]) -> bool:
+        """Store the batch; False (after reporting the fault) when the file cannot be written now."""
+        requests, alerts = self._rows(batch)
+        try:
+            connection = self._open()
+            self._insert(connection, requests, alerts)
+        except Exception as exc:
+            fault = storage_fault(exc)
+            if fault is None:  # a value SQLite refused: find the rows, keep the rest
+                return self._write_one_by_one(requests, alerts)
+            self._failed(fault, exc)
+            return False
+        self._succeeded(len(requests))
+        return True
 
-    def recent(self, limit: int) -> list[RequestFinished]:
-        """The `limit` most recent requests, oldest first (append order), with their attempts."""
-        with self._cursor() as connection:
-            rows = connection.execute(
-                f"SELECT {_REQUEST_COLUMNS} FROM requests ORDER BY started_at DESC LIMIT ?", (limit,)
-            ).fetchall()
-            attempts: dict[str, list[sqlite3.Row]] = {row["request_id"]: [] for row in rows}
-            ids = list(attempts)
-            for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-                chunk = ids[start : start + 500]
-                for attempt in connection.execute(
-                    f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE request_id IN ({_placeholders(len(chunk))}) "
-                    "ORDER BY request_id, n",
-                    chunk,
-                ):
-                    attempts[attempt["request_id"]].append(attempt)
-        return [event_from_rows(row, attempts[row["request_id"]]) for row in reversed(rows)]
+    def _rows(self, batch: Iterable[Stored]) -> tuple[list[tuple[tuple[object, ...], list]], list[tuple[object, ...]]]:
+        requests: list[tuple[tuple[object, ...], list]] = []
+        alerts: list[tuple[object, ...]] = []
+        for event in batch:
+            try:
+                if isinstance(event, RequestFinished):
+                    requests.append((request_row(event), attempt_rows(event)))
+                else:
+                    alerts.append(alert_row(event))
+            except Exception:
+                self._reject(event)
+        return requests, alerts
 
-    def spend_buckets(self, since: float, bucket_s: float) -> list[tuple[float, float]]:
-        """(bucket start, USD) for buckets aligned to multiples of `bucket_s` since the epoch, oldest first.
+    def _reject(self, event: Stored) -> None:
+        with self._cond:
+            self._rejected += 1
+        name = getattr(event, "request_id", type(event).__name__)
+        log.exception("history: cannot store %s; skipped it", redact(str(name)))
 
-        Only buckets holding priced requests appear (a chart fills the gaps)."""
-        with self._cursor() as connection:
-            rows = connection.execute(
-                "SELECT CAST(started_at / ? AS INTEGER) AS bucket, SUM(cost_usd) FROM requests "
-                "WHERE started_at >= ? AND cost_usd IS NOT NULL GROUP BY bucket ORDER BY bucket",
-                (bucket_s, since),
-            ).fetchall()
-        return [(float(bucket * bucket_s), spent) for bucket, spent in rows]
+    def _open(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self._connection = open_database(self.path, self._busy_timeout)
+        return self._connection
 
-    def tokens_by_provider(self, since: float) -> dict[str, tuple[int, int]]:
-        """provider -> (input tokens including cache writes and reads, output tokens) since `since`."""
-        with self._cursor() as connection:
-            rows = connection.execute(
-                "SELECT provider, SUM(input_tokens + cache_creation_tokens + cache_read_tokens), SUM(output_tokens) "
-                "FROM requests WHERE started_at >= ? AND provider IS NOT NULL GROUP BY provider",
-                (since,),
-            ).fetchall()
-        return {provider: (int(input_tokens), int(output_tokens)) for provider, input_tokens, output_tokens in rows}
+    @staticmethod
+    def _insert(
+        connection: sqlite3.Connection,
+        requests: list[tuple[tuple[object, ...], list]],
+        alerts: list[tuple[object, ...]],
+    ) -> None:
+        with transaction(connection):
+            connection.executemany(_INSERT_REQUEST, [row for row, _ in requests])
+            connection.executemany(_INSERT_ATTEMPT, [row for _, attempts in requests for row in attempts])
+            connection.executemany(_INSERT_ALERT, alerts)
 
-    def alerts_since(self, since: float) -> list[SpendAlert]:
-        with self._cursor() as connection:
-            rows = connection.execute(
-                "SELECT at, window, spent_usd, threshold_usd FROM spend_alerts WHERE at >= ? ORDER BY at", (since,)
-            ).fetchall()
-        return [SpendAlert(window=w, spent_usd=s, threshold_usd=t, at=at) for at, w, s, t in rows]
+    def _write_one_by_one(
+        self, requests: list[tuple[tuple[object, ...], list]], alerts: list[tuple[object, ...]]
+    ) -> bool:
+        stored = 0
+        for one_request, one_alert in [*(([r], []) for r in requests), *(([], [a]) for a in alerts)]:
+            try:
+                self._insert(self._open(), one_request, one_alert)
+            except Exception as exc:
+                fault = storage_fault(exc)
+                if fault is not None:
+                    self._failed(fault, exc)
+                    return False  # the whole batch is retried; rows stored so far are replaced, not doubled
+                with self._cond:
+                    self._rejected += 1
+                log.error("history: SQLite refused a row (%s); skipped it", exc)
+            else:
+                stored += len(one_request)
+        self._succeeded(stored)
+        return True
 
-    def _one(self, sql: str, parameters: tuple[object, ...]) -> Any:
-        with self._cursor() as connection:
-            return connection.execute(sql, parameters).fetchone()[0]
+    def _succeeded(self, stored: int) -> None:
+        with self._cond:
+            self._written += stored
+            self._batches += 1
+            recovered = self._fault is not None
+            self._fault, self._failures, self._retry_at, self._overflowing = None, 0, None, False
+            pending, dropped = len(self._pending), self._dropped + self._rejected
+        if recovered:
+            message = f"history is written again ({pending} requests still queued; {dropped} lost)"
+            log.info("%s: %s", self.path, message)
+            self._publish(HistoryRecovered(str(self.path), message, dropped))
 
-    @contextmanager
-    def _cursor(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._connection is None:
-                self._connection = open_database(self.path)
-            yield self._connection
+    def _failed(self, fault: HistoryFault, exc: BaseException) -> None:
+        if self._connection is not None:
+            self._connection.close()  # reopened on the next try: the file may be replaced meanwhile
+            self._connection = None
+        retry_at = None
+        message = ""
+        if fault is HistoryFault.CORRUPT:
+            try:
+                backup = move_aside(self.path, corrupt_tag())
+            except OSError as move_error:
+                fault, exc = storage_fault(move_error) or HistoryFault.UNAVAILABLE, move_error
+            else:
+                message = f"history file was corrupt ({exc}): moved it to {backup.name} and started a new one"
+                log.warning("%s: %s", self.path, message)
+                retry_at = self._clock()  # the new file can be written at once
+        with self._cond:
+            self._failures += 1
+            self._failed_writes += 1
+            first = self._fault != fault
+            self._fault = fault
+            self._retry_at = retry_at if retry_at is not None else self._clock() + retry_delay(self._failures)
+            pending, dropped = len(self._pending) + len(self._in_flight), self._dropped + self._rejected
+        if fault is not HistoryFault.CORRUPT:
+            message = (
+                f"history cannot be written ({fault.value}: {exc}); keeping up to {self._max_pending} requests "
+                "in memory and retrying"
+            )
+            if first:
+                log.error("%s: %s", self.path, message)
+            else:
+                log.debug("%s: still failing: %s", self.path, exc)
+        if first:
+            self._publish(HistoryProblem(str(self.path), fault, message, pending, dropped))
+
+    def _publish(self, event: Event) -> None:
+        if self._notify is None:
+            return
+        try:
+            self._notify(event)
+        except Exception:
+            log.exception("history: could not report %s", type(event).__name__)

@@ -15,6 +15,7 @@ import orjson
 
 from ccm_tui.core.contract import StreamMeter
 from ccm_tui.core.events import Usage
+from ccm_tui.core.scrub import scrub
 
 # Content deltas are nearly every line of a stream and never matter to the meter: skip them unparsed.
 _SKIP_PREFIXES = (b'{"type":"content_block_', b'{"type": "content_block_', b'{"type":"ping"', b'{"type": "ping"')
@@ -39,7 +40,9 @@ def apply_event(meter: StreamMeter, event: dict[str, Any]) -> None:
     elif kind == "error":
         error = event.get("error") or {}
         meter.error_type = error.get("type") or "api_error"
-        meter.error_message = error.get("message")
+        message = error.get("message")
+        # Upstream text: it may quote the key (the engine, /health, history and the screen read it from here).
+        meter.error_message = scrub(message) if isinstance(message, str) else None
 
 
 def usage_of(fields: Any) -> Usage:
