@@ -274,3 +274,16 @@ async def test_claude_code_session_headers_reach_the_finished_record(start_proxy
     assert (hints.session_id, hints.agent_id, hints.parent_agent_id) == ("sess-42", "agent-7", "agent-1")
     assert hints.request_class == "subagent" and hints.agent_type == "Explore"
     assert not any(name.startswith("x-claude-code") for name in primary.requests[-1].headers)
+
+
+async def test_made_up_model_names_do_not_grow_provider_state(start_proxy, primary) -> None:
+    from ccm_tui.routing.health import MAX_UNCONFIGURED_VARIANTS
+
+    proxy = await start_proxy([anthropic_provider("anth", primary.url)])
+    sdk = client(proxy.url)
+    for n in range(MAX_UNCONFIGURED_VARIANTS + 20):
+        await sdk.messages.create(model=f"claude-made-up-{n}", **ASK)
+    [view] = proxy.engine.view().providers
+    keys = [v.key for v in view.variants]
+    assert len(keys) == MAX_UNCONFIGURED_VARIANTS
+    assert keys[-1] == f"claude-made-up-{MAX_UNCONFIGURED_VARIANTS + 19}"  # the newest are kept

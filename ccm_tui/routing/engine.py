@@ -62,7 +62,7 @@ class Engine:
         for name, provider in self.providers.items():  # so /health and the UI list variants before first use
             for variants in provider.settings.models.values():
                 for variant in variants:
-                    self._health[name].variant(variant.key)
+                    self._health[name].variant(variant.key, configured=True)
         self.strategy = settings.routing.strategy
         self.paused = False
         self.in_flight = 0

@@ -23,6 +23,9 @@ from ccm_tui.routing.limits import Failure, QuotaSnapshot, backoff_seconds
 
 RECENT_WINDOW_SECONDS = 300.0
 RECENT_MAX_SAMPLES = 200
+# Pass-through providers serve whatever model name a client sends; each name gets a variant here. Configured
+# variants are always kept; made-up names are capped so a client cannot grow this state (and /health) forever.
+MAX_UNCONFIGURED_VARIANTS = 32
 
 
 @dataclass
@@ -33,6 +36,7 @@ class VariantHealth:
     recovering: bool = False  # failed before; the next success proves it healthy again
     probe_in_flight: bool = False  # one request is testing it right now
     last_reason: str = ""
+    configured: bool = False  # named in the provider's [models] table (never evicted)
 
     def state(self, now: float) -> ProviderState:
         if self.cooldown_until > now:
@@ -61,11 +65,26 @@ class ProviderHealth:
     # (finished_at, tokens) for locally counted usage when the upstream sends no rate-limit headers
     local_usage: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=10_000))
 
-    def variant(self, key: str) -> VariantHealth:
+    def variant(self, key: str, *, configured: bool = False) -> VariantHealth:
         found = self.variants.get(key)
         if found is None:
-            found = self.variants[key] = VariantHealth(key)
+            found = self.variants[key] = VariantHealth(key, configured=configured)
+            self._evict_unconfigured()
         return found
+
+    def _evict_unconfigured(self) -> None:
+        """Forget the oldest unconfigured variants past the cap, sparing ones whose state matters (cooling or
+        probing) until the cap is doubled."""
+        unconfigured = [v for v in self.variants.values() if not v.configured]
+        excess = len(unconfigured) - MAX_UNCONFIGURED_VARIANTS
+        if excess <= 0:
+            return
+        idle = [v for v in unconfigured[:-1] if not v.cooldown_until and not v.probe_in_flight]
+        doomed = idle[:excess]
+        if len(unconfigured) - len(doomed) > 2 * MAX_UNCONFIGURED_VARIANTS:
+            doomed = unconfigured[: len(unconfigured) - 2 * MAX_UNCONFIGURED_VARIANTS]
+        for variant in doomed:
+            del self.variants[variant.key]
 
     def is_disabled(self, now: float) -> bool:
         return self.disabled_until > now
