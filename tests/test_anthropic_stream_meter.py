@@ -92,3 +92,13 @@ def test_final_message_delta_usage_overrides_the_start_estimate():
 )
 def test_usage_of_message_usage(fields: object, expected: Usage):
     assert usage_of(fields) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(5, 5), (2**70, 2**53), (-3, 0), (True, 0), ("12", 0), (float("inf"), 0), (float("nan"), 0), (7.9, 7)],
+)
+def test_token_counts_from_upstreams_are_made_safe(value: object, expected: int) -> None:
+    from ccm_tui.core.events import token_count
+
+    assert token_count(value) == expected

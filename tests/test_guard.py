@@ -319,3 +319,10 @@ def test_allowed_hosts_and_origins_parse() -> None:
 def test_bad_allowed_values_are_config_errors(server: dict[str, object], fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
         parse_settings({"server": server}, "t")
+
+
+@pytest.mark.parametrize("port", ["\xb2", "\xb9\xb2", "99999", "8o"])
+def test_non_ascii_or_absurd_ports_are_malformed_hosts(port: str) -> None:
+    from ccm_tui.core.hosts import host_of
+
+    assert host_of(f"localhost:{port}") is None

@@ -45,3 +45,10 @@ def test_log_records_leave_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
         logger.info("upstream said %s", "bad key another-distinctive-key-7731")
     assert "another-distinctive-key-7731" not in caplog.text
     assert REDACTED in caplog.text
+
+
+def test_upstream_error_types_and_codes_are_scrubbed_and_bounded() -> None:
+    remember_secret("gateway-key-in-a-code-991")
+    error = UpstreamError(401, "Unauthorized", error_type="x" * 500, error_code="gateway-key-in-a-code-991")
+    assert error.error_code == REDACTED
+    assert error.error_type is not None and len(error.error_type) <= 64

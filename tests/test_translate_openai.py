@@ -589,7 +589,8 @@ def test_message_is_valid_for_the_anthropic_sdk_types() -> None:
 @pytest.mark.parametrize(
     ("data", "error_type"),
     [
-        ({"error": {"message": "Provider overloaded", "code": 502}}, "overloaded_error"),
+        ({"error": {"message": "Provider overloaded", "code": 502}}, "api_error"),
+        ({"error": {"message": "Provider overloaded", "code": 529}}, "overloaded_error"),
         ({"error": {"message": "Internal failure", "code": 500}}, "api_error"),
         (
             {"choices": [{"index": 0, "message": {}, "finish_reason": "error", "error": {"message": "boom"}}]},
@@ -824,8 +825,12 @@ def test_stream_done_without_finish_reason_ends_normally() -> None:
 @pytest.mark.parametrize(
     ("error", "error_type"),
     [
-        ({"message": "Provider is overloaded", "code": 502}, "overloaded_error"),
+        # The code decides, never the prose: a 502 saying "overloaded" is a bad gateway, a "capacity" message
+        # without a code is no overload.
+        ({"message": "Provider is overloaded", "code": 502}, "api_error"),
+        ({"message": "Input exceeds the model context capacity"}, "api_error"),
         ({"message": "Rate limit exceeded", "code": 429}, "overloaded_error"),
+        ({"message": "busy", "code": "rate_limit_exceeded"}, "overloaded_error"),
         ({"message": "Internal error", "code": 500}, "api_error"),
     ],
 )

@@ -189,6 +189,17 @@ INVALID = [
     ({**GOOD, "thinking": {"type": "enabled", "budget_tokens": "9"}}, "thinking.budget_tokens: expected a non-neg"),
     ({**GOOD, "output_config": {"effort": 3}}, "output_config.effort: expected a string, got number"),
     ({**GOOD, "output_config": []}, "output_config: expected an object, got array"),
+    (
+        {**GOOD, "output_config": {"format": {"type": "json_schema", "schema": {"required": [{}]}}}},
+        "output_config.format.schema.required.0: expected a string",
+    ),
+    ({**GOOD, "output_format": {"type": "json_schema"}}, "output_format.schema: Field required"),
+    (
+        {**GOOD, "tools": [{"name": "t", "input_schema": {"type": "object", "format": ["date"]}}]},
+        "tools.0.input_schema.format: expected a string",
+    ),
+    ({**GOOD, "stop_sequences": ["x"] * 65}, "stop_sequences: expected at most 64 stop sequences"),
+    ({**GOOD, "stop_sequences": ["ok", "y" * 2000]}, "stop_sequences.1: expected at most 1024 characters"),
 ]
 
 

@@ -101,8 +101,8 @@ class UpstreamError(Exception):
         self.status = status
         self.message = message
         self.origin = origin
-        self.error_type = error_type
-        self.error_code = error_code
+        self.error_type = _vendor_word(error_type)
+        self.error_code = _vendor_word(error_code)
         self.headers: Mapping[str, str] = headers if headers is not None else {}
         self.retry_after = retry_after
         self.transport = transport
@@ -121,6 +121,14 @@ class UpstreamError(Exception):
     def __repr__(self) -> str:
         label = self.status if self.origin is ErrorOrigin.HTTP else self.origin.value
         return f"UpstreamError({label}, {self.error_type!r}, {self.message!r})"
+
+
+_MAX_VENDOR_WORD = 64
+
+
+def _vendor_word(word: str | None) -> str | None:
+    """A vendor's error type or code: upstream text too, so scrubbed and bounded like the message."""
+    return scrub(word)[:_MAX_VENDOR_WORD] if word else word
 
 
 @dataclass

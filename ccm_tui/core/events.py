@@ -19,6 +19,20 @@ from ccm_tui.core.states import AttemptOutcome, ProviderState
 log = logging.getLogger(__name__)
 
 
+# No request uses more tokens than this; anything larger (or negative, or not a number) from an upstream is noise
+# that would otherwise overflow SQLite sums, make Prometheus counters raise, or lower spend totals.
+MAX_TOKEN_COUNT = 2**53
+
+
+def token_count(value: object) -> int:
+    """A token count from an upstream's usage JSON, made safe: a whole number in [0, MAX_TOKEN_COUNT], else 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if value != value or value in (float("inf"), float("-inf")):
+        return 0
+    return min(max(int(value), 0), MAX_TOKEN_COUNT)
+
+
 @dataclass(frozen=True)
 class Usage:
     """Anthropic-style token counts: input_tokens excludes the cached parts."""

@@ -6,6 +6,7 @@ import ipaddress
 import re
 
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+_PORT = re.compile(r":[0-9]{1,5}")  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
 _ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/?#\s]+$")
 
 
@@ -35,7 +36,7 @@ def host_of(header: str) -> str | None:
     else:
         name, colon, port = header.partition(":")
         rest = colon + port
-    if rest and not (rest[0] == ":" and rest[1:].isdigit() and len(rest) <= 6 and int(rest[1:]) <= 65535):
+    if rest and not (_PORT.fullmatch(rest) and int(rest[1:]) <= 65535):
         return None
     return normal_host(name)
 

@@ -8,6 +8,7 @@ A non-streaming request with stop sequences is read as a stream, so the upstream
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import AsyncIterator
@@ -26,10 +27,12 @@ from ccm_tui.providers.google_auth import google_error
 from ccm_tui.providers.headers import configures, request_headers
 from ccm_tui.translate.anthropic_stream import apply_event, usage_of
 from ccm_tui.translate.assemble import message_from_events
-from ccm_tui.translate.features import UnsupportedFeature
+from ccm_tui.translate.features import TRANSLATION_BUGS, UnsupportedFeature, untranslatable
 from ccm_tui.translate.gemini import GeminiStreamTranslator, anthropic_message, gemini_request
 from ccm_tui.translate.reply_options import reply_options
 from ccm_tui.translate.sse import SseParser, encode_event
+
+log = logging.getLogger(__name__)
 
 _VENDOR = vendor_or_custom("gemini")
 _VERSION_SEGMENT = re.compile(r"/v\d+(?:(?:alpha|beta)\d*)?$")
@@ -78,6 +81,9 @@ class GeminiProvider:
             payload = gemini_request(request.body, model=route.model, max_output_tokens=self.settings.max_output_tokens)
         except UnsupportedFeature as refused:
             raise refused.upstream_error(self.settings.name) from None
+        except TRANSLATION_BUGS as exc:
+            log.warning("%s: the request could not be translated", self.settings.name, exc_info=True)
+            raise untranslatable(self.settings.name, exc) from None
         options = reply_options(request.body)
         if not request.stream and not options.stop_sequences:
             response = await self._post(self._url(route.model, "generateContent"), payload)

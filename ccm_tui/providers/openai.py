@@ -10,6 +10,7 @@ is closed at the match (translate/stop_sequences.py).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable
 
 import httpx
@@ -21,12 +22,14 @@ from ccm_tui.core.vendors import CUSTOM, openai_quirks, vendor_or_custom
 from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all, transport_error
 from ccm_tui.providers.headers import request_headers
 from ccm_tui.translate.assemble import events_of_sse, message_from_events
-from ccm_tui.translate.features import UnsupportedFeature
+from ccm_tui.translate.features import TRANSLATION_BUGS, UnsupportedFeature, untranslatable
 from ccm_tui.translate.openai_errors import error_from_openai
 from ccm_tui.translate.openai_request import OpenAIQuirks, request_to_openai
 from ccm_tui.translate.openai_response import OpenAIStreamTranslator, message_from_openai
 from ccm_tui.translate.reply_options import ReplyOptions, reply_options
 from ccm_tui.translate.sse import SseEvent, SseParser
+
+log = logging.getLogger(__name__)
 
 
 class OpenAIProvider:
@@ -68,6 +71,9 @@ class OpenAIProvider:
             )
         except UnsupportedFeature as refused:
             raise refused.upstream_error(self.settings.name) from None
+        except TRANSLATION_BUGS as exc:
+            log.warning("%s: the request could not be translated", self.settings.name, exc_info=True)
+            raise untranslatable(self.settings.name, exc) from None
         http_request = self._client.build_request(
             "POST", self.endpoint, content=orjson.dumps(body), headers=self._headers(quirks, stream)
         )

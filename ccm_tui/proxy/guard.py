@@ -19,6 +19,7 @@ the request body's shape (validate.py).
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 
 # Well above what any API client sends (Claude Code: about 2 KiB), below hypercorn's own limit (64 KiB, past
 # which it answers a bare 431 this middleware never sees).
@@ -128,23 +131,16 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw_headers: list[tuple[bytes, bytes]] = list(scope.get("headers") or ())
-        refusal = header_size_refusal(raw_headers)
-        headers = _single_headers(raw_headers)
-        if isinstance(headers, Refusal):
-            refusal = refusal or headers
-            headers = {}
-        method = str(scope.get("method", "GET"))
-        origin = headers.get("origin")
-        refusal = (
-            refusal
-            or host_refusal(headers.get("host"), self.policy)
-            or origin_refusal(origin, self.policy)
-            or content_type_refusal(method, headers.get("content-type"))
-        )
+        try:
+            decision = self._decide(scope)
+        except Exception:  # hostile header bytes the checks did not foresee: refuse, never an empty 500
+            log.warning("request guard could not read the request headers", exc_info=True)
+            decision = Refusal(400, "The request headers could not be read."), {}, None
+        refusal, headers, origin = decision
         if refusal is not None:
             await self._refuse(send, refusal)
             return
+        method = str(scope.get("method", "GET"))
         if origin is None:
             await self.app(scope, receive, send)
             return
@@ -163,6 +159,24 @@ class RequestGuard:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+    def _decide(self, scope: Scope) -> tuple[Refusal | None, dict[str, str], str | None]:
+        """(refusal or None, the single-valued headers, the browser Origin if any)."""
+        raw_headers: list[tuple[bytes, bytes]] = list(scope.get("headers") or ())
+        refusal = header_size_refusal(raw_headers)
+        headers = _single_headers(raw_headers)
+        if isinstance(headers, Refusal):
+            refusal = refusal or headers
+            headers = {}
+        method = str(scope.get("method", "GET"))
+        origin = headers.get("origin")
+        refusal = (
+            refusal
+            or host_refusal(headers.get("host"), self.policy)
+            or origin_refusal(origin, self.policy)
+            or content_type_refusal(method, headers.get("content-type"))
+        )
+        return refusal, headers, origin
 
     async def _refuse(self, send: Send, refusal: Refusal) -> None:
         request_id = self.new_request_id()

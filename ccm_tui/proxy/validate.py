@@ -296,6 +296,7 @@ SCHEMA_OBJECT: Shape = Shape(
         "$ref": STRING,
         "enum": ArrayOf(JSON_VALUE),
         "description": STRING,
+        "format": STRING,
     }
 )
 SCHEMA_OR_BOOLEAN: Either = Either({dict: SCHEMA_OBJECT, bool: BOOLEAN}, "a schema object or a boolean")
@@ -338,12 +339,29 @@ THINKING = Nullable(
 )
 
 
-def _model_is_bounded(body: dict[str, Any]) -> Problem | None:
+# Stop sequences are matched locally for translated kinds (translate/stop_sequences.py): bounded so a client
+# cannot make that matching expensive. Real ones are a few characters.
+MAX_STOP_SEQUENCES = 64
+MAX_STOP_SEQUENCE_CHARS = 1024
+
+
+def _within_bounds(body: dict[str, Any]) -> Problem | None:
     model = body["model"]
     if len(model) > MAX_MODEL_CHARS:
         return Problem(f"expected at most {MAX_MODEL_CHARS} characters, got {len(model)}", "model")
+    stops = body.get("stop_sequences") or ()
+    if len(stops) > MAX_STOP_SEQUENCES:
+        return Problem(f"expected at most {MAX_STOP_SEQUENCES} stop sequences, got {len(stops)}", "stop_sequences")
+    for index, stop in enumerate(stops):
+        if len(stop) > MAX_STOP_SEQUENCE_CHARS:
+            return Problem(
+                f"expected at most {MAX_STOP_SEQUENCE_CHARS} characters, got {len(stop)}", "stop_sequences", index
+            )
     return None
 
+
+# Structured outputs: a json_schema format's schema reaches the translators, so it is checked like a tool schema.
+OUTPUT_FORMAT = Tagged({"json_schema": Shape({"schema": Later(lambda: SCHEMA_OBJECT)}, ("schema",))})
 
 _FIELDS: dict[str, Spec] = {
     "model": NON_EMPTY_STRING,
@@ -359,15 +377,16 @@ _FIELDS: dict[str, Spec] = {
     "tool_choice": TOOL_CHOICE,
     "metadata": Nullable(Shape({"user_id": Nullable(STRING)})),
     "thinking": THINKING,
-    "output_config": Nullable(Shape({"effort": Nullable(STRING), "format": Nullable(ANY_TYPED)})),
+    "output_config": Nullable(Shape({"effort": Nullable(STRING), "format": Nullable(OUTPUT_FORMAT)})),
+    "output_format": Nullable(OUTPUT_FORMAT),
     "service_tier": Nullable(STRING),
     "container": Nullable(Either({str: STRING, dict: OBJECT}, "a string or an object")),
     "context_management": Nullable(OBJECT),
     "mcp_servers": Nullable(ArrayOf(ANY_TYPED)),
 }
 
-MESSAGES_REQUEST = Shape(_FIELDS, required=("model", "max_tokens", "messages"), rule=_model_is_bounded)
-COUNT_TOKENS_REQUEST = Shape(_FIELDS, required=("model", "messages"), rule=_model_is_bounded)
+MESSAGES_REQUEST = Shape(_FIELDS, required=("model", "max_tokens", "messages"), rule=_within_bounds)
+COUNT_TOKENS_REQUEST = Shape(_FIELDS, required=("model", "messages"), rule=_within_bounds)
 
 
 # --- entry points -------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ccm_tui.core.contract import StreamMeter
-from ccm_tui.core.events import Usage
+from ccm_tui.core.events import Usage, token_count
 from ccm_tui.core.scrub import scrub
 
 # Content deltas are nearly every line of a stream and never matter to the meter: skip them unparsed.
@@ -53,7 +53,7 @@ def usage_of(fields: Any) -> Usage:
 def _merge_usage(usage: Usage, fields: Any) -> Usage:
     if not isinstance(fields, dict):
         return usage
-    changes = {name: fields[name] for name in _USAGE_FIELDS if isinstance(fields.get(name), int)}
+    changes = {name: token_count(fields[name]) for name in _USAGE_FIELDS if name in fields}
     return replace(usage, **changes) if changes else usage
 
 

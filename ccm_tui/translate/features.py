@@ -47,6 +47,19 @@ class UnsupportedFeature(Exception):
         )
 
 
+# What a translator raises on a request shape it did not foresee (validation lets it through, the translator
+# trips): that request cannot go to this target, but another may take it — never a cool-down for everyone.
+TRANSLATION_BUGS = (TypeError, ValueError, KeyError, AttributeError, IndexError)
+
+
+def untranslatable(provider: str, exc: BaseException) -> UpstreamError:
+    """The refusal for a request a translator failed on: a skip to the next candidate, like an unsupported
+    feature, and a 400 for the client only when no candidate can take it."""
+    return UnsupportedFeature("this request", f"it could not be translated ({type(exc).__name__})").upstream_error(
+        provider
+    )
+
+
 def server_tool_family(tool: Mapping[str, Any]) -> str | None:
     """The server / Anthropic-defined tool family of a tool definition (`web_search`, `bash`, `tool_search` ...),
     None for a client tool the caller declares with its own schema."""

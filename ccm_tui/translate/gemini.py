@@ -27,9 +27,11 @@ from typing import Any
 
 import orjson
 
+from ccm_tui.core.events import token_count
 from ccm_tui.core.vendors import GEMINI_OUTPUT_CAP, model_limits
 from ccm_tui.tokens import quick_text_estimate
 from ccm_tui.translate.assemble import message_from_events
+from ccm_tui.translate.blocks import search_result_text
 from ccm_tui.translate.continuity import GEMINI_SIGNATURE_PREFIX
 from ccm_tui.translate.features import UnsupportedFeature, output_schema, refuse_mcp_servers
 from ccm_tui.translate.gemini_schema import clean_schema, gemini_tools
@@ -181,13 +183,6 @@ def _parts(blocks: list[dict[str, Any]], names: Mapping[str, Any]) -> list[dict[
     return parts
 
 
-def search_result_text(block: Mapping[str, Any]) -> str:
-    """A search_result block as text: title, source and content (Gemini has no search-result part)."""
-    texts = [item.get("text", "") for item in block.get("content") or () if isinstance(item, dict)]
-    head = [str(block.get(key)) for key in ("title", "source") if block.get(key)]
-    return "\n".join(text for text in [*head, *texts] if text)
-
-
 def _url_mime_type(url: str, kind: str) -> str:
     """The mimeType for a fileData URL: from the path's extension, else what the block kind implies."""
     guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
@@ -302,9 +297,9 @@ def stop_reason_for(finish_reason: str | None, has_tool_use: bool) -> str:
 def usage_fields(metadata: Any) -> dict[str, int]:
     """usageMetadata as Anthropic usage: input excludes the cached part; output includes thinking."""
     metadata = metadata if isinstance(metadata, dict) else {}
-    prompt = int(metadata.get("promptTokenCount") or 0) + int(metadata.get("toolUsePromptTokenCount") or 0)
-    cached = int(metadata.get("cachedContentTokenCount") or 0)
-    output = int(metadata.get("candidatesTokenCount") or 0) + int(metadata.get("thoughtsTokenCount") or 0)
+    prompt = token_count(metadata.get("promptTokenCount")) + token_count(metadata.get("toolUsePromptTokenCount"))
+    cached = token_count(metadata.get("cachedContentTokenCount"))
+    output = token_count(metadata.get("candidatesTokenCount")) + token_count(metadata.get("thoughtsTokenCount"))
     return {
         "input_tokens": max(prompt - cached, 0),
         "output_tokens": output,

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from ccm_tui.core.vendors import OpenAIQuirks
+from ccm_tui.translate.blocks import search_result_text
 from ccm_tui.translate.features import (
     TOOL_SEARCH,
     WEB_SEARCH,
@@ -262,8 +263,7 @@ def _plain_user_part(block: dict[str, Any]) -> dict[str, Any] | None:
             return {"type": "file", "file": {"filename": block.get("title") or "document.pdf", "file_data": data_url}}
         return None
     if kind == "search_result":
-        texts = [item.get("text", "") for item in block.get("content") or () if item.get("type") == "text"]
-        return {"type": "text", "text": "\n".join([block.get("title", ""), *texts]).strip()}
+        return {"type": "text", "text": search_result_text(block)}
     return None  # thinking, server-tool results and unknown blocks have no OpenAI form
 
 

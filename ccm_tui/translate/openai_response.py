@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from ccm_tui.core.contract import StreamMeter, UpstreamError
-from ccm_tui.core.events import Usage
+from ccm_tui.core.events import Usage, token_count
 from ccm_tui.core.scrub import scrub
 from ccm_tui.core.states import ErrorOrigin
 from ccm_tui.tokens import quick_text_estimate
@@ -38,7 +38,10 @@ _STOP_REASONS = {
     "content_filter": "refusal",
 }
 
-_OVERLOAD_WORDS = ("overload", "rate limit", "rate-limit", "ratelimit", "too many requests", "capacity")
+_OVERLOAD_TYPES = ("overloaded_error", "rate_limit_error", "server_overloaded", "rate_limit_exceeded")
+# Codes that mean "too busy" in an error chunk; the message is prose and never decides (a "context capacity"
+# error is not an overload).
+_OVERLOAD_CODES = (429, 503, 529, "429", "503", "529", "rate_limit_exceeded", "overloaded", "server_overloaded")
 
 
 def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
@@ -165,10 +168,7 @@ def stream_error(error: Any) -> UpstreamError:
         code = error.get("code")
     else:
         message, code = str(error or "upstream reported an error"), None
-    lowered = message.lower()
-    overloaded = code in (429, 503, 529, "429", "503", "529", "rate_limit_exceeded") or any(
-        word in lowered for word in _OVERLOAD_WORDS
-    )
+    overloaded = code in _OVERLOAD_CODES or (isinstance(error, dict) and error.get("type") in _OVERLOAD_TYPES)
     return UpstreamError(
         None,
         scrub(message)[:300],
@@ -465,4 +465,4 @@ def _new_tool_id() -> str:
 
 
 def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+    return token_count(value)
