@@ -1060,3 +1060,31 @@ def test_long_tool_ids_are_shortened_consistently_for_openai() -> None:
     call_id = messages[1]["tool_calls"][0]["id"]
     assert len(call_id) <= 40 and messages[2]["tool_call_id"] == call_id == openai_tool_id(long_id)
     assert openai_tool_id("call_abc") == "call_abc"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "<html><head><title>502</title><style>p{}</style></head><body><h1>Bad gateway</h1></body></html>",
+            "Bad gateway",
+        ),
+        ("<p>unclosed <b", "unclosed"),
+        ("plain words", "plain words"),
+        ("<script>alert(1)</script>Denied", "Denied"),
+    ],
+)
+def test_plain_error_text_strips_markup(body: str, expected: str) -> None:
+    from ccm_tui.translate.openai_errors import plain_error_text
+
+    assert plain_error_text(body) == expected
+
+
+def test_plain_error_text_is_linear_on_hostile_markup() -> None:
+    from ccm_tui.translate.openai_errors import plain_error_text
+
+    # Quadratic before: unclosed tags over tens of KB took seconds. Bounded input and one pass make it instant;
+    # asserted on the result (the cap), not on time.
+    hostile = "<style" * 200_000 + "<" * 200_000
+    assert plain_error_text(hostile) == ""
+    assert plain_error_text("x " * 100_000).startswith("x x")

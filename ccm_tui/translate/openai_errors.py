@@ -49,7 +49,7 @@ def error_from_openai(status: int, body: bytes, headers: Mapping[str, str], vend
         if isinstance(inner, str):
             message = inner
         elif isinstance(inner, dict):
-            message = str(inner.get("message") or "")
+            message = str(inner.get("message") or "")[:_MAX_SCANNED]
             error_type = _word(inner.get("type")) or _word(inner.get("status"))
             error_code = _word(inner.get("code")) or _word(inner.get("status"))
             details = inner.get("details")
@@ -97,15 +97,41 @@ def _with_provider(message: str, metadata: dict[str, Any]) -> str:
 
 
 # What an HTML error page (a gateway's, Google's front end's) holds that is not its message.
-_HTML_NOISE = re.compile(r"<(style|script|title|head)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_HTML_TAG = re.compile(r"<[^>]*>")
+# Error pages can be large and hostile: only their start is read, and markup is stripped in one linear pass
+# (regular expressions over unclosed tags take quadratic time on the event loop).
+_MAX_SCANNED = 16 * 1024
+_NOISE_TAGS = frozenset({"style", "script", "title", "head"})
 
 
 def plain_error_text(text: str) -> str:
     """An error body as one short line of text: HTML pages lose their markup, styles and scripts."""
+    text = text[:_MAX_SCANNED]
     if "<" in text:
-        text = _HTML_TAG.sub(" ", _HTML_NOISE.sub(" ", text))
+        text = _strip_markup(text)
     return " ".join(text.split())[:_MAX_MESSAGE]
+
+
+def _strip_markup(text: str) -> str:
+    lowered = text.lower()
+    out: list[str] = []
+    position, end_of_text = 0, len(text)
+    while position < end_of_text:
+        start = text.find("<", position)
+        if start < 0:
+            out.append(text[position:])
+            break
+        out.append(text[position:start])
+        close = text.find(">", start)
+        if close < 0:
+            break  # an unclosed tag: the rest is markup
+        name = lowered[start + 1 : close].split(None, 1)[0] if close > start + 1 else ""
+        position = close + 1
+        if name in _NOISE_TAGS:  # skip the element's content too
+            end_tag = lowered.find(f"</{name}", position)
+            end_close = lowered.find(">", end_tag) if end_tag >= 0 else -1
+            position = end_close + 1 if end_close >= 0 else end_of_text
+        out.append(" ")
+    return "".join(out)
 
 
 def _retry_after_from_details(details: Any) -> float | None:
