@@ -181,9 +181,10 @@ class HistoryScreen(Screen[None]):
         else:
             chart.show(None)
             message.update(self._message(start))
-        chart.display = totals_display = self.view is View.CHART
-        message.display = not totals_display
-        self.query_one("#history-totals").display = totals_display
+        charted = self.view is View.CHART
+        chart.display = charted
+        message.display = not charted
+        self.query_one("#history-totals").display = charted
         self.query_one("#history-title", Static).update(title)
         self.query_one("#history-table", Static).update(totals or "")
 
