@@ -59,10 +59,10 @@ class GeminiProvider:
     def _url(self, model: str, action: str) -> str:
         return f"{self._base}/models/{quote(model.removeprefix('models/'), safe='')}:{action}"
 
-    async def _post(self, url: str, payload: dict[str, Any], **kw: Any) -> httpx.Response:
+    async def _post(self, url: str, payload: dict[str, Any], route: Route, **kw: Any) -> httpx.Response:
         defaults = {"content-type": "application/json"}
-        if self._api_key:
-            defaults["x-goog-api-key"] = self._api_key
+        if key := route.credential(self._api_key):
+            defaults["x-goog-api-key"] = key
         elif not configures(self.settings.headers, "x-goog-api-key"):
             raise UpstreamError(401, "no Gemini API key configured", error_type="UNAUTHENTICATED")
         headers = request_headers(defaults, self.settings.headers)
@@ -72,7 +72,7 @@ class GeminiProvider:
     async def send(self, request: ProxyRequest, route: Route) -> Reply:
         payload = gemini_request(request.body, max_output_tokens=self.settings.max_output_tokens)
         if not request.stream:
-            response = await self._post(self._url(route.model, "generateContent"), payload)
+            response = await self._post(self._url(route.model, "generateContent"), payload, route)
             data = await read_all(response)
             try:
                 result = orjson.loads(data)
@@ -85,7 +85,7 @@ class GeminiProvider:
                 headers=header_items(response.headers),
                 model=result.get("modelVersion") or route.model,
             )
-        response = await self._post(self._url(route.model, "streamGenerateContent?alt=sse"), payload)
+        response = await self._post(self._url(route.model, "streamGenerateContent?alt=sse"), payload, route)
         meter = StreamMeter(model=route.model)
         chunks = _translated(response, GeminiStreamTranslator(route.model), meter)
         return StreamReply(chunks, header_items(response.headers), meter, response.aclose)
@@ -98,6 +98,7 @@ class GeminiProvider:
             response = await self._post(
                 self._url(model, "countTokens"),
                 {"generateContentRequest": {"model": f"models/{model}", **inner}},
+                route,
                 timeout=_COUNT_TIMEOUT,
             )
             try:

@@ -53,18 +53,18 @@ class OpenAIProvider:
         quirks = openai_quirks(self.vendor, route.model)
         body = request_to_openai(request.body, route.model, quirks, max_output_tokens=self.settings.max_output_tokens)
         http_request = self._client.build_request(
-            "POST", self.endpoint, content=orjson.dumps(body), headers=self._headers(quirks, request.stream)
+            "POST", self.endpoint, content=orjson.dumps(body), headers=self._headers(quirks, request.stream, route)
         )
         response = await open_response(self._client, http_request, self._error)
         if request.stream and "json" not in response.headers.get("content-type", ""):
             return self._stream_reply(response, request.model, quirks)
         return await self._message_reply(response, request.model, streaming_wanted=request.stream)
 
-    def _headers(self, quirks: OpenAIQuirks, stream: bool) -> dict[str, str]:
+    def _headers(self, quirks: OpenAIQuirks, stream: bool, route: Route) -> dict[str, str]:
         accept = "text/event-stream" if stream else "application/json"
         headers = {"content-type": "application/json", "accept": accept, **quirks.headers}  # a vendor's Accept wins
-        if self._api_key:
-            headers["authorization"] = f"Bearer {self._api_key}"
+        if key := route.credential(self._api_key):
+            headers["authorization"] = f"Bearer {key}"
         return request_headers(headers, self.settings.headers)
 
     def _error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
