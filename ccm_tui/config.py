@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, overload
 
@@ -26,6 +27,7 @@ from ccm_tui.models import TIERS
 
 PROVIDER_KINDS = ("anthropic", "openai", "bedrock", "vertex", "gemini")
 STRATEGIES = ("ordered", "cost", "latency", "availability", "balanced")
+REQUEST_CLASSES = ("main", "subagent", "workflow", "compaction", "auxiliary")  # core/hints.RequestClass values
 
 
 class ConfigError(Exception):
@@ -53,6 +55,63 @@ class RoutingSettings:
     disable_seconds: float = 3600.0  # "long disable" for auth / billing failures
 
 
+# --- limit avoidance: quota threshold, key pools, session affinity, request classes, budget (issue 14) ---------
+
+
+class KeyRotation(StrEnum):
+    ROUND_ROBIN = "round-robin"  # each request takes the next key
+    FILL_FIRST = "fill-first"  # the first key with room until it is past the threshold, then the next
+
+
+class BudgetAction(StrEnum):
+    ALERT = "alert"  # at the cap: alert only
+    CHEAPEST = "cheapest"  # at the cap: only providers priced at zero or below cheap_usd_per_mtok
+    REFUSE = "refuse"  # at the cap: refuse requests with an Anthropic-shaped error
+
+
+@dataclass(frozen=True)
+class LocalLimits:
+    """Limits counted here for upstreams that send no quota headers: requests/min, tokens/min, requests/day."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    rpd: int | None = None
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.rpm, self.tpm, self.rpd))
+
+
+@dataclass(frozen=True)
+class ClassRule:
+    """How one request class (or agent type) routes: another strategy, and/or only these providers."""
+
+    strategy: str | None = None
+    providers: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SteeringSettings:
+    """`[routing]` keys that steer around limits, and `[routing.classes]` / `[routing.agent_types]`."""
+
+    quota_threshold: float = 0.8  # at this fraction of a quota window used, a provider goes behind the others
+    session_affinity: bool = True  # a Claude Code session stays on the provider that served it last
+    affinity_sessions: int = 1000  # sessions remembered (least recently used forgotten first)
+    affinity_ttl: float = 3600.0  # a session idle this long (seconds) is forgotten
+    classes: Mapping[str, ClassRule] = field(default_factory=dict)  # request class -> rule
+    agent_types: Mapping[str, ClassRule] = field(default_factory=dict)  # agent type (Explore, Plan ...) -> rule
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    daily_usd: float | None = None  # since local midnight
+    hourly_usd: float | None = None  # the rolling hour
+    action: BudgetAction = BudgetAction.ALERT
+    cheap_usd_per_mtok: float = 1.0  # "cheap" for action = "cheapest": blended USD per million tokens
+
+
+STEERING_KEYS = {"quota_threshold", "session_affinity", "affinity_sessions", "affinity_ttl", "classes", "agent_types"}
+
+
 @dataclass(frozen=True)
 class AlertSettings:
     hourly_usd: float | None = None
@@ -78,6 +137,16 @@ class ProviderSettings:
     first_byte_timeout: float | None = None
     price_input_mtok: float | None = None  # user price override, USD per million tokens
     price_output_mtok: float | None = None
+    more_key_envs: tuple[str, ...] = ()  # `api_key_env = ["A", "B"]`: the names after the first (a key pool)
+    key_rotation: KeyRotation = KeyRotation.ROUND_ROBIN
+    quota_threshold: float | None = None  # overrides [routing] quota_threshold
+    limits: LocalLimits = field(default_factory=LocalLimits)  # counted locally (no quota headers upstream)
+    variant_limits: Mapping[str, LocalLimits] = field(default_factory=dict)  # variant key -> its own limits
+
+    @property
+    def key_envs(self) -> tuple[str, ...]:
+        """Every environment variable that holds one of this provider's keys, in pool order."""
+        return ((self.api_key_env,) if self.api_key_env else ()) + self.more_key_envs
 
     def variants_for(self, requested_model: str, tier: str | None) -> tuple[Variant, ...]:
         """The variants this provider offers for a request, best first; empty when it cannot serve it."""
@@ -94,6 +163,8 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    steering: SteeringSettings = field(default_factory=SteeringSettings)
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
     providers: tuple[ProviderSettings, ...] = ()
     history_path: Path | None = None  # None = <user data dir>/ccm-tui/history.sqlite3
     history_enabled: bool = True
@@ -245,7 +316,7 @@ class _Reader:
 
 def parse_settings(data: Mapping[str, Any], source: str) -> Settings:
     root = _Reader(source, data, "")
-    root.reject_unknown({"server", "routing", "alerts", "history", "providers", "keys"})
+    root.reject_unknown({"server", "routing", "alerts", "budget", "history", "providers", "keys"})
 
     server_table = root.table_of("server")
     server_table.reject_unknown({"host", "port", "auth_key_env", "max_body_mb", "allowed_hosts", "allowed_origins"})
@@ -260,7 +331,7 @@ def parse_settings(data: Mapping[str, Any], source: str) -> Settings:
 
     routing_table = root.table_of("routing")
     defaults = RoutingSettings()
-    routing_table.reject_unknown(set(defaults.__dataclass_fields__))
+    routing_table.reject_unknown(set(defaults.__dataclass_fields__) | STEERING_KEYS)
     strategy = routing_table.str("strategy", "ordered") or "ordered"
     if strategy not in STRATEGIES:
         raise routing_table.error("strategy", f"must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -294,15 +365,89 @@ def parse_settings(data: Mapping[str, Any], source: str) -> Settings:
         if name in names[:index]:
             raise ConfigError(f"{source}: providers[{index}].name: duplicate provider name {name!r}")
 
+    steering = _parse_steering(routing_table, names)
     return Settings(
         server=server,
         routing=routing,
         alerts=alerts,
+        steering=steering,
+        budget=_parse_budget(root.table_of("budget")),
         providers=providers,
         history_path=Path(history_path).expanduser() if history_path else None,
         history_enabled=history_table.bool("enabled", True),
         keys=_parse_keys(root.table_of("keys")),
     )
+
+
+def _parse_steering(routing: _Reader, provider_names: list[str]) -> SteeringSettings:
+    defaults = SteeringSettings()
+    threshold = routing.number("quota_threshold", defaults.quota_threshold, minimum=0.01)
+    if threshold > 1:
+        raise routing.error("quota_threshold", f"must be a fraction between 0.01 and 1, got {threshold!r}")
+    return SteeringSettings(
+        quota_threshold=threshold,
+        session_affinity=routing.bool("session_affinity", defaults.session_affinity),
+        affinity_sessions=routing.int("affinity_sessions", defaults.affinity_sessions, minimum=1) or 1,
+        affinity_ttl=routing.number("affinity_ttl", defaults.affinity_ttl, minimum=1.0),
+        classes=_parse_rules(routing.table_of("classes"), provider_names, REQUEST_CLASSES),
+        agent_types=_parse_rules(routing.table_of("agent_types"), provider_names, None),
+    )
+
+
+def _parse_rules(table: _Reader, provider_names: list[str], known: tuple[str, ...] | None) -> dict[str, ClassRule]:
+    rules: dict[str, ClassRule] = {}
+    for name in table.table:
+        if known is not None and name not in known:
+            raise table.error(name, f"unknown request class (expected one of: {', '.join(known)})")
+        rule = table.table_of(name)
+        rule.reject_unknown({"strategy", "providers"})
+        strategy = rule.str("strategy")
+        if strategy is not None and strategy not in STRATEGIES:
+            raise rule.error("strategy", f"must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        providers = rule.str_list("providers")
+        for provider in providers or ():
+            if provider not in provider_names:
+                raise rule.error("providers", f"{provider!r} is not a configured provider")
+        if providers is not None and not providers:
+            raise rule.error("providers", "must name at least one provider")
+        rules[name] = ClassRule(strategy=strategy, providers=providers)
+    return rules
+
+
+def _parse_budget(table: _Reader) -> BudgetSettings:
+    table.reject_unknown({"daily_usd", "hourly_usd", "action", "cheap_usd_per_mtok"})
+    action = table.str("action", BudgetAction.ALERT.value) or BudgetAction.ALERT.value
+    if action not in tuple(BudgetAction):
+        raise table.error("action", f"must be one of {', '.join(BudgetAction)}, got {action!r}")
+    return BudgetSettings(
+        daily_usd=table.number("daily_usd", None, minimum=0.01),
+        hourly_usd=table.number("hourly_usd", None, minimum=0.01),
+        action=BudgetAction(action),
+        cheap_usd_per_mtok=table.number("cheap_usd_per_mtok", BudgetSettings.cheap_usd_per_mtok),
+    )
+
+
+def _parse_limits(table: _Reader) -> LocalLimits:
+    return LocalLimits(
+        rpm=table.int("rpm", None, minimum=1),
+        tpm=table.int("tpm", None, minimum=1),
+        rpd=table.int("rpd", None, minimum=1),
+    )
+
+
+def _parse_key_envs(table: _Reader, kind: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """`api_key_env`: one variable name, or a list of them (a key pool)."""
+    raw = table.table.get("api_key_env")
+    if not isinstance(raw, list):
+        return table.str("api_key_env"), ()
+    names = table.str_list("api_key_env") or ()
+    if not names or not all(n.strip() for n in names):
+        raise table.error("api_key_env", "must name at least one environment variable, and none empty")
+    if len(set(names)) != len(names):
+        raise table.error("api_key_env", "names a variable twice")
+    if kind == "vertex" and len(names) > 1:
+        raise table.error("api_key_env", "a vertex provider takes one token, not a pool of keys")
+    return names[0], names[1:]
 
 
 def _parse_keys(table: _Reader) -> dict[str, tuple[str, ...]]:
@@ -352,6 +497,12 @@ _PROVIDER_KEYS = {
     "first_byte_timeout",
     "price_input_mtok",
     "price_output_mtok",
+    "key_rotation",
+    "quota_threshold",
+    "rpm",
+    "tpm",
+    "rpd",
+    "variant_limits",
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
@@ -393,7 +544,7 @@ def _parse_provider(table: _Reader) -> ProviderSettings:
     headers = table.table_of("headers")
     if not all(isinstance(v, str) for v in headers.table.values()):
         raise table.error("headers", "values must be strings")
-    api_key_env = table.str("api_key_env")
+    api_key_env, more_key_envs = _parse_key_envs(table, kind)
     if kind == "gemini" and api_key_env is None:
         api_key_env = vendor_or_custom("gemini").api_key_env
 
@@ -415,7 +566,35 @@ def _parse_provider(table: _Reader) -> ProviderSettings:
         first_byte_timeout=table.number("first_byte_timeout", None, minimum=0.001),
         price_input_mtok=table.number("price_input_mtok", None),
         price_output_mtok=table.number("price_output_mtok", None),
+        more_key_envs=more_key_envs,
+        key_rotation=_key_rotation(table),
+        quota_threshold=_threshold(table),
+        limits=_parse_limits(table),
+        variant_limits=_variant_limits(table.table_of("variant_limits")),
     )
+
+
+def _key_rotation(table: _Reader) -> KeyRotation:
+    rotation = table.str("key_rotation", KeyRotation.ROUND_ROBIN.value) or KeyRotation.ROUND_ROBIN.value
+    if rotation not in tuple(KeyRotation):
+        raise table.error("key_rotation", f"must be one of {', '.join(KeyRotation)}, got {rotation!r}")
+    return KeyRotation(rotation)
+
+
+def _threshold(table: _Reader) -> float | None:
+    threshold = table.number("quota_threshold", None, minimum=0.01)
+    if threshold is not None and threshold > 1:
+        raise table.error("quota_threshold", f"must be a fraction between 0.01 and 1, got {threshold!r}")
+    return threshold
+
+
+def _variant_limits(table: _Reader) -> dict[str, LocalLimits]:
+    limits = {}
+    for key in table.table:
+        entry = table.table_of(key)
+        entry.reject_unknown({"rpm", "tpm", "rpd"})
+        limits[key] = _parse_limits(entry)
+    return limits
 
 
 def vendor_of(provider: ProviderSettings) -> str:

@@ -66,10 +66,10 @@ class Runtime:
         self.bus = EventBus()
         self.prices = PriceBook(settings.providers)
         providers = {p.name: build_provider(p, settings.routing) for p in settings.providers}
-        self.engine = Engine(settings, providers, self.bus, self.prices, clock=clock)
+        self.spend = SpendTracker(settings.alerts, self.bus.publish, clock=clock)
+        self.engine = Engine(settings, providers, self.bus, self.prices, clock=clock, spend=self.spend)
         self.metrics = Metrics()
         self.bus.subscribe(self.metrics.subscriber)
-        self.spend = SpendTracker(settings.alerts, self.bus.publish, clock=clock)
         self.bus.subscribe(self.spend.subscriber)
         self.key_sources: dict[str, str] = {}
         self.history: HistoryWriter | None = None
@@ -95,11 +95,10 @@ class Runtime:
 
     async def resolve_keys(self) -> None:
         async def one(name: str) -> None:
-            provider = self.engine.providers[name]
-            key, source = await secrets.resolve_key(provider.settings, self.environ)
-            self.key_sources[name] = source
-            if key:
-                provider.set_api_key(key)
+            keys = await secrets.resolve_keys(self.engine.providers[name].settings, self.environ)
+            self.key_sources[name] = keys[0].source if keys else "none"
+            if keys:
+                self.engine.set_api_keys(name, [(k.label, k.source, k.secret) for k in keys])
 
         await asyncio.gather(*(one(name) for name in self.engine.providers))
 

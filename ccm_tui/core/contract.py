@@ -58,11 +58,28 @@ class ProxyRequest:
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """One of a provider's keys, as an attempt carries it: the secret and the label logs and history show."""
+
+    label: str  # never the key (routing/keys.py masks it)
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Route:
-    """Where one attempt goes: a provider and one of its variants for the request's model."""
+    """Where one attempt goes: a provider and one of its variants for the request's model.
+
+    `api_key` is the pool key this attempt uses (routing/keys.py chooses it); adapters send it instead of
+    their own key. Two routes to the same variant are the same route whichever key they carry.
+    """
 
     provider: str
     variant: Variant
+    api_key: ApiKey | None = field(default=None, compare=False, repr=False)
+
+    def credential(self, default: str | None) -> str | None:
+        """The key to send: this attempt's pool key, else the adapter's own."""
+        return self.api_key.secret if self.api_key is not None else default
 
     @property
     def model(self) -> str:

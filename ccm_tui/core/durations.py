@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -76,3 +76,9 @@ def retry_delay_in_text(message: str) -> float | None:
     """A retry delay only a message carries: "Please try again in 5.289s", "retry after 20 seconds"."""
     match = _RETRY_PHRASE.search(message)
     return parse_duration(match.group(1)) if match else None
+
+
+def local_day_bounds(ts: float) -> tuple[float, float]:
+    """(local midnight at or before ts, the next local midnight), as unix times; DST-aware."""
+    day = datetime.fromtimestamp(ts).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day.timestamp(), (day + timedelta(days=1)).timestamp()

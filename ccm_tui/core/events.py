@@ -176,6 +176,39 @@ class HistoryRecovered:
     dropped: int
 
 
+@dataclass(frozen=True)
+class SteppedOff:
+    """A provider went behind the others because its quota passed the threshold, or came back (its window reset).
+
+    The stream shows it as "stepped off <provider>: 83 % of requests/min used"."""
+
+    provider: str
+    stepped_off: bool  # False: back under the threshold
+    reason: str  # "83 % of requests/min used"; "" when back
+    used: float  # 0..1 of the most-used window
+    threshold: float
+    until: float | None = None  # when that window resets
+    at: float = field(default_factory=time.time)
+
+    @property
+    def text(self) -> str:
+        if self.stepped_off:
+            return f"stepped off {self.provider}: {self.reason}"
+        return f"back on {self.provider}: its quota has room again"
+
+
+@dataclass(frozen=True)
+class BudgetChanged:
+    """The budget guard reached a cap, was lifted, or is under every cap again (a new day or hour)."""
+
+    window: str | None  # "hour" | "day" while a cap is reached; None when under every cap
+    action: str  # [budget] action: "alert" | "cheapest" | "refuse"
+    active: bool  # the cap is reached and not lifted: the action applies
+    lifted: bool  # the user lifted the guard for the rest of the day
+    message: str  # "ccm-tui daily budget of $20 reached; resets at 00:00 local"; "" when under
+    at: float = field(default_factory=time.time)
+
+
 Event = (
     RequestStarted
     | AttemptFailed
@@ -185,6 +218,8 @@ Event = (
     | SpendAlert
     | HistoryProblem
     | HistoryRecovered
+    | SteppedOff
+    | BudgetChanged
 )
 Subscriber = Callable[[Event], None]
 

@@ -74,14 +74,14 @@ class AnthropicProvider:
         # A custom Anthropic-compatible endpoint may need no key (a local gateway); api.anthropic.com does.
         return bool(self._key) or (self.settings.base_url is not None and self.settings.api_key_env is None)
 
-    def _headers(self, request: ProxyRequest) -> dict[str, str]:
+    def _headers(self, request: ProxyRequest, route: Route) -> dict[str, str]:
         headers = {
             "content-type": "application/json",
             "accept-encoding": "identity",  # streamed bytes are relayed raw (see metered_anthropic_sse)
             "anthropic-version": request.anthropic_version,
         }
-        if self._key:
-            headers["x-api-key"] = self._key
+        if key := route.credential(self._key):
+            headers["x-api-key"] = key
         allowed = self.settings.betas
         betas = request.betas if allowed is None else tuple(b for b in request.betas if b in allowed)
         if betas:
@@ -106,7 +106,7 @@ class AnthropicProvider:
     async def send(self, request: ProxyRequest, route: Route) -> Reply:
         url = f"{self.base_url}/v1/messages"
         upstream = self._client.build_request(
-            "POST", url, content=self._body(request, route), headers=self._headers(request)
+            "POST", url, content=self._body(request, route), headers=self._headers(request, route)
         )
         response = await open_response(self._client, upstream, anthropic_error)
         headers = header_items(response.headers)
@@ -127,7 +127,9 @@ class AnthropicProvider:
         body["model"] = route.model
         try:
             response = await self._client.post(
-                f"{self.base_url}/v1/messages/count_tokens", content=orjson.dumps(body), headers=self._headers(request)
+                f"{self.base_url}/v1/messages/count_tokens",
+                content=orjson.dumps(body),
+                headers=self._headers(request, route),
             )
         except httpx.TransportError:
             return None

@@ -124,12 +124,12 @@ class BedrockProvider:
         # path exactly as sent. "/" inside an ARN must be escaped to stay one path segment.
         return f"{base.rstrip('/')}/model/{quote(model, safe=':')}/{action}"
 
-    async def _headers(self, url: str, content: bytes, region: str, accept: str) -> dict[str, str]:
+    async def _headers(self, url: str, content: bytes, region: str, accept: str, key: str | None) -> dict[str, str]:
         defaults = {"content-type": "application/json", "accept": accept}
         if accept != "application/json":
             defaults["x-amzn-bedrock-accept"] = "application/json"
-        if self._api_key:
-            defaults["authorization"] = f"Bearer {self._api_key}"
+        if key:
+            defaults["authorization"] = f"Bearer {key}"
         headers = request_headers(defaults, self.settings.headers)
         if "authorization" in headers:
             return headers  # an API key, or the user's own authorization header: nothing to sign
@@ -139,8 +139,10 @@ class BedrockProvider:
         SigV4Auth(credentials, "bedrock", region).add_auth(signed)
         return dict(signed.headers.items())
 
-    async def _post(self, url: str, content: bytes, region: str, accept: str, **kw: Any) -> httpx.Response:
-        headers = await self._headers(url, content, region, accept)
+    async def _post(
+        self, url: str, content: bytes, region: str, accept: str, route: Route, **kw: Any
+    ) -> httpx.Response:
+        headers = await self._headers(url, content, region, accept, route.credential(self._api_key))
         request = self._client.build_request("POST", url, content=content, headers=headers, **kw)
         return await open_response(self._client, request, _bedrock_error)
 
@@ -148,7 +150,9 @@ class BedrockProvider:
         region = route.variant.region or self.settings.region or "us-east-1"
         content = orjson.dumps(self.invoke_body(request))
         if not request.stream:
-            response = await self._post(self._url(route.model, region, "invoke"), content, region, "application/json")
+            response = await self._post(
+                self._url(route.model, region, "invoke"), content, region, "application/json", route
+            )
             data = await read_all(response)
             message = _json_object(data)
             return MessageReply(
@@ -158,7 +162,7 @@ class BedrockProvider:
                 model=message.get("model") or route.model,
             )
         url = self._url(route.model, region, "invoke-with-response-stream")
-        response = await self._post(url, content, region, "application/vnd.amazon.eventstream")
+        response = await self._post(url, content, region, "application/vnd.amazon.eventstream", route)
         meter = StreamMeter(model=route.model)
         return StreamReply(_anthropic_sse(response, meter), header_items(response.headers), meter, response.aclose)
 
@@ -174,7 +178,9 @@ class BedrockProvider:
         payload = {"input": {"invokeModel": {"body": base64.b64encode(orjson.dumps(invoke)).decode()}}}
         url = self._url(_PROFILE_PREFIX.sub("", route.model), region, "count-tokens")
         try:
-            response = await self._post(url, orjson.dumps(payload), region, "application/json", timeout=_COUNT_TIMEOUT)
+            response = await self._post(
+                url, orjson.dumps(payload), region, "application/json", route, timeout=_COUNT_TIMEOUT
+            )
             try:
                 data = _json_object(await response.aread())
             finally:

@@ -66,10 +66,10 @@ class GeminiProvider:
     def _url(self, model: str, action: str) -> str:
         return f"{self._base}/models/{quote(model.removeprefix('models/'), safe='')}:{action}"
 
-    async def _post(self, url: str, payload: dict[str, Any], **kw: Any) -> httpx.Response:
+    async def _post(self, url: str, payload: dict[str, Any], route: Route, **kw: Any) -> httpx.Response:
         defaults = {"content-type": "application/json"}
-        if self._api_key:
-            defaults["x-goog-api-key"] = self._api_key
+        if key := route.credential(self._api_key):
+            defaults["x-goog-api-key"] = key
         elif not configures(self.settings.headers, "x-goog-api-key"):
             raise UpstreamError(401, "no Gemini API key configured", error_type="UNAUTHENTICATED")
         headers = request_headers(defaults, self.settings.headers)
@@ -86,7 +86,7 @@ class GeminiProvider:
             raise untranslatable(self.settings.name, exc) from None
         options = reply_options(request.body)
         if not request.stream and not options.stop_sequences:
-            response = await self._post(self._url(route.model, "generateContent"), payload)
+            response = await self._post(self._url(route.model, "generateContent"), payload, route)
             data = await read_all(response)
             try:
                 result = orjson.loads(data)
@@ -99,7 +99,7 @@ class GeminiProvider:
                 headers=header_items(response.headers),
                 model=result.get("modelVersion") or route.model,
             )
-        response = await self._post(self._url(route.model, "streamGenerateContent?alt=sse"), payload)
+        response = await self._post(self._url(route.model, "streamGenerateContent?alt=sse"), payload, route)
         meter = StreamMeter(model=route.model)
         events = _translated(response, GeminiStreamTranslator(route.model, options), meter)
         if request.stream:
@@ -126,6 +126,7 @@ class GeminiProvider:
             response = await self._post(
                 self._url(model, "countTokens"),
                 {"generateContentRequest": {"model": f"models/{model}", **inner}},
+                route,
                 timeout=_COUNT_TIMEOUT,
             )
             try:

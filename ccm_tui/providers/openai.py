@@ -75,7 +75,7 @@ class OpenAIProvider:
             log.warning("%s: the request could not be translated", self.settings.name, exc_info=True)
             raise untranslatable(self.settings.name, exc) from None
         http_request = self._client.build_request(
-            "POST", self.endpoint, content=orjson.dumps(body), headers=self._headers(quirks, stream)
+            "POST", self.endpoint, content=orjson.dumps(body), headers=self._headers(quirks, stream, route)
         )
         response = await open_response(self._client, http_request, self._error)
         if stream and "json" not in response.headers.get("content-type", ""):
@@ -83,11 +83,11 @@ class OpenAIProvider:
             return reply if request.stream else await _collected(reply)
         return await self._message_reply(response, request.model, options, streaming_wanted=request.stream)
 
-    def _headers(self, quirks: OpenAIQuirks, stream: bool) -> dict[str, str]:
+    def _headers(self, quirks: OpenAIQuirks, stream: bool, route: Route) -> dict[str, str]:
         accept = "text/event-stream" if stream else "application/json"
         headers = {"content-type": "application/json", "accept": accept, **quirks.headers}  # a vendor's Accept wins
-        if self._api_key:
-            headers["authorization"] = f"Bearer {self._api_key}"
+        if key := route.credential(self._api_key):
+            headers["authorization"] = f"Bearer {key}"
         return request_headers(headers, self.settings.headers)
 
     def _error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:

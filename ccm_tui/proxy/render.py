@@ -31,6 +31,8 @@ def render_refusal(refused: Refused, request_id: str) -> Rendered:
     headers = {"content-type": "application/json"}
     if refused.retry_after is not None:
         headers["retry-after"] = str(refused.retry_after)
+    if refused.should_retry is not None:
+        headers["x-should-retry"] = "true" if refused.should_retry else "false"
     return Rendered(
         refused.status, headers, error_body(refused.status, refused.message, request_id, refused.error_type)
     )

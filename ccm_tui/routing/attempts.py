@@ -91,6 +91,7 @@ class AttemptLog:
             error_message=error[1] if error else None,
             headers_of_note=tuple((k, headers[k]) for k in NOTABLE_HEADERS if headers and k in headers),
             hints=self.request.hints,
+            key_label=route.api_key.label if route and route.api_key else None,
         )
 
 

@@ -1,7 +1,7 @@
 """Candidate state for one request: which provider variants could serve it, in what state, at what price.
 
-Pure given its inputs (the providers' settings and credentials, their health, the price book and the time):
-the engine calls `build_candidates` and hands the result to routing/plan.py.
+Pure given its inputs (the providers' settings and credentials, their health, the price book, the quota
+lookup and the time): the engine calls `build_candidates` and hands the result to routing/plan.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from ccm_tui.core.contract import ProxyRequest, Route, Variant
 from ccm_tui.core.events import Usage
 from ccm_tui.core.states import ProviderState
 from ccm_tui.routing.health import HealthBook, ProviderHealth
+from ccm_tui.routing.limits import QuotaSnapshot
 from ccm_tui.routing.plan import Candidate
+from ccm_tui.routing.quota import Pressure
 from ccm_tui.routing.strategies import CandidateStats
 
 BYTES_PER_TOKEN = 4  # a cheap estimate of a request's input tokens, good enough to compare with a quota
@@ -38,6 +40,14 @@ class NoPrices:
         return None
 
 
+class QuotaLookup(Protocol):
+    """A variant's quota pressure (routing/steering.py: threshold, local limits, key pools)."""
+
+    def pressure(
+        self, route: Route, snapshot: QuotaSnapshot | None, estimated_tokens: int, now: float
+    ) -> Pressure | None: ...
+
+
 class Servable(Protocol):
     """The two facts about a provider adapter that candidate state depends on."""
 
@@ -54,9 +64,10 @@ def build_candidates(
     health: HealthBook,
     prices: CostLookup,
     now: float,
+    quota: QuotaLookup | None = None,
 ) -> list[Candidate]:
     """Every (provider, variant) that serves the request's model, in config order, with its routing state."""
-    estimated_tokens = len(request.raw_body) // BYTES_PER_TOKEN
+    estimated_tokens = estimate_tokens(request)
     candidates: list[Candidate] = []
     order = 0
     for name, provider in providers.items():
@@ -72,9 +83,28 @@ def build_candidates(
                 error_rate=book.error_rate(now),
                 quota_left=book.quota.fraction_left if book.quota else None,
             )
-            exhausted = _exhausted_until(book, estimated_tokens, now)
-            candidates.append(Candidate(Route(name, variant), stats, state, available_at, exhausted, reason))
+            route = Route(name, variant)
+            pressure = quota.pressure(route, book.quota, estimated_tokens, now) if quota else None
+            exhausted = _later(_exhausted_until(book, estimated_tokens, now), _full_until(pressure, now))
+            candidates.append(Candidate(route, stats, state, available_at, exhausted, reason, pressure))
     return candidates
+
+
+def estimate_tokens(request: ProxyRequest) -> int:
+    return len(request.raw_body) // BYTES_PER_TOKEN
+
+
+def _full_until(pressure: Pressure | None, now: float) -> float | None:
+    """A window counted full (locally, or no room for this request's tokens): until it has room again."""
+    if pressure is None:
+        return None
+    if pressure.used >= 1.0 and (pressure.reset_at or 0) > now:
+        return pressure.reset_at
+    return pressure.short_until if (pressure.short_until or 0) > now else None
+
+
+def _later(a: float | None, b: float | None) -> float | None:
+    return max(a, b) if a is not None and b is not None else (a if a is not None else b)
 
 
 def _state(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from ccm_tui.config import STRATEGIES, Settings
 from ccm_tui.core.contract import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError
@@ -28,11 +28,13 @@ from ccm_tui.core.events import (
 from ccm_tui.core.states import AttemptOutcome, FailureKind, ProviderState, TransportFailure
 from ccm_tui.providers import Provider
 from ccm_tui.routing.attempts import AttemptLog, InFlightSlot
+from ccm_tui.routing.budget import BudgetState, SpendSource
 from ccm_tui.routing.candidates import CostLookup, NoPrices, build_candidates
 from ccm_tui.routing.health import HealthBook
 from ccm_tui.routing.limits import Failure, QuotaSnapshot, classify, is_overload, quota_from_headers
 from ccm_tui.routing.outcome import Outcome, RefusalKind, Refused, Served, blocked, exhausted
 from ccm_tui.routing.plan import plan_routes
+from ccm_tui.routing.steering import KeyEntry, Steering
 from ccm_tui.routing.views import EngineView, ProviderView, engine_view, provider_view
 from ccm_tui.translate.sse import error_event
 
@@ -50,6 +52,7 @@ class Engine:
         bus: EventBus,
         prices: CostLookup | None = None,
         clock: Callable[[], float] = time.time,
+        spend: SpendSource | None = None,
     ) -> None:
         self.settings = settings
         self.providers = dict(providers)
@@ -64,6 +67,8 @@ class Engine:
                 for variant in variants:
                     self._health[name].variant(variant.key, configured=True)
         self.strategy = settings.routing.strategy
+        # Quota thresholds, key pools, session affinity, request classes, budget guard (routing/steering.py).
+        self.steer = Steering(settings, {n: p.settings for n, p in self.providers.items()}, bus.publish, spend)
         self.paused = False
         self.in_flight = 0
 
@@ -74,14 +79,16 @@ class Engine:
         if self.paused:
             message = "ccm-tui is paused: new requests are refused until it is resumed (press p in the TUI)."
             return self._refuse(run, Refused(RefusalKind.PAUSED, message))
-        candidates = build_candidates(request, self.providers, self._health, self.prices, self.clock())
+        candidates = build_candidates(request, self.providers, self._health, self.prices, self.clock(), self.steer)
         if not candidates:
             message = (
                 f"model: no configured provider serves {request.model!r}. Map it (or its tier: haiku, sonnet, "
                 "opus, or `default`) in a provider's [providers.models] table."
             )
             return self._refuse(run, Refused(RefusalKind.UNKNOWN_MODEL, message))
-        plan = plan_routes(candidates, self.strategy, self.clock())
+        plan = self.steer.plan(request, candidates, self.strategy, self.clock())
+        if isinstance(plan, Refused):
+            return self._refuse(run, plan)
         if not plan.routes:
             return self._refuse(run, blocked(request.model, candidates, plan.soonest_available, self.clock()))
 
@@ -89,7 +96,7 @@ class Engine:
         try:
             for index, route in enumerate(plan.routes):
                 next_route = plan.routes[index + 1] if index + 1 < len(plan.routes) else None
-                result = await self._attempt(run, route, next_route)
+                result = await self._attempt_keys(run, route, next_route)
                 if isinstance(result, Served):
                     return result
                 last = result
@@ -102,6 +109,23 @@ class Engine:
         assert last is not None
         refused = exhausted(run.records, *last, soonest=self._soonest_recovery(), now=self.clock())
         return self._refuse(run, refused)
+
+    async def _attempt_keys(
+        self, run: AttemptLog, route: Route, next_route: Route | None
+    ) -> Served | tuple[Failure, UpstreamError]:
+        """Attempt `route` with its pool's keys in rotation: a key failure (429, rejected key) moves to the
+        pool's next key before the next provider."""
+        tried: set[str] = set()
+        keyed = self.steer.with_key(route, self.clock()) or route
+        while True:
+            result = await self._attempt(run, keyed, next_route)
+            if isinstance(result, Served) or keyed.api_key is None or not self.steer.key_down(keyed, self.clock()):
+                return result
+            tried.add(keyed.api_key.label)
+            following = self.steer.with_key(route, self.clock(), tried)
+            if following is None:
+                return result
+            keyed = following
 
     async def _attempt(
         self, run: AttemptLog, route: Route, next_route: Route | None
@@ -118,7 +142,7 @@ class Engine:
             ):
                 reply = await provider.send(run.request, route)
                 first = await _first_chunk(reply) if isinstance(reply, StreamReply) else b""
-            self._note_quota(route.provider, reply.headers, self.clock())
+            self._note_quota(route, reply.headers, self.clock())
             if isinstance(reply, MessageReply):
                 slot.release()  # before the success is published, so watchers see the count it leaves
                 ttfb = time.perf_counter() - run.t0
@@ -184,12 +208,13 @@ class Engine:
         """The first candidate's native count when it has one, else the local estimate."""
         from ccm_tui.tokens import estimate_input_tokens
 
-        candidates = build_candidates(request, self.providers, self._health, self.prices, self.clock())
+        candidates = build_candidates(request, self.providers, self._health, self.prices, self.clock(), self.steer)
         plan = plan_routes(candidates, self.strategy, self.clock())
         for route in plan.routes[:1]:
+            keyed = self.steer.with_key(route, self.clock()) or route
             try:
                 async with asyncio.timeout(COUNT_TOKENS_TIMEOUT):
-                    counted = await self.providers[route.provider].count_tokens(request, route)
+                    counted = await self.providers[route.provider].count_tokens(request, keyed)
             except Exception as exc:  # a counter is a nicety: any failure falls back to the estimate
                 log.info("count_tokens on %s failed (%s); estimating locally", route.provider, exc)
                 counted = None
@@ -198,10 +223,10 @@ class Engine:
         return await asyncio.to_thread(estimate_input_tokens, request.body)
 
     # --- recording --------------------------------------------------------------------------------------------
-    def _note_quota(self, name: str, headers: Mapping[str, str], now: float) -> None:
+    def _note_quota(self, route: Route, headers: Mapping[str, str], now: float) -> None:
         snapshot = quota_from_headers(headers, now)
         if snapshot is not None:
-            self._health.note_quota(name, snapshot)
+            self._health.note_quota(route.provider, self.steer.note_quota(route, snapshot, now))
 
     def _changed(
         self, route: Route, state: ProviderState, change: ProviderChange, until: float | None, why: str
@@ -214,7 +239,15 @@ class Engine:
         now = self.clock()
         failure = classify(error, now)
         self._health.abandon_probe(route.provider, route.variant.key)
-        self._note_quota(route.provider, error.headers, now)
+        self._note_quota(route, error.headers, now)
+        if self.steer.key_failed(route, failure, error, now):  # the pool's next key takes it; provider healthy
+            assert route.api_key is not None
+            reason = f"key {route.api_key.label}: {failure.reason}"
+            record = run.record(
+                route, started, AttemptOutcome.of(failure.kind), error.status, reason, failure.retry_after
+            )
+            self.bus.publish(AttemptFailed(run.request.request_id, record, route.provider))
+            return failure
         if failure.kind is FailureKind.COOLDOWN:
             until = self._health.record_failure(route.provider, route.variant.key, failure, now)
             self._changed(route, ProviderState.COOLING, ProviderChange.COOLING, until, failure.reason)
@@ -228,6 +261,7 @@ class Engine:
         return failure
 
     def _record_success(self, run: AttemptLog, route: Route, started: float, ttfb: float | None, usage: Usage) -> None:
+        self.steer.served(run.request, route, usage, self.clock())
         if self._health.record_success(route.provider, route.variant.key, self.clock(), ttfb, usage):
             self._changed(route, ProviderState.OK, ProviderChange.RECOVERED, None, "recovered")
         run.record(route, started, AttemptOutcome.OK, 200)
@@ -276,17 +310,21 @@ class Engine:
     # --- views ------------------------------------------------------------------------------------------------
     def view(self) -> EngineView:
         """A frozen snapshot of everything /health, /v1/models and the TUI show."""
+        now = self.clock()
         return engine_view(
             self.providers,
             self._health,
             strategy=self.strategy,
             paused=self.paused,
             in_flight=self.in_flight,
-            now=self.clock(),
+            now=now,
+            steering=self.steer.view({name: self._health[name].quota for name in self.providers}, now),
         )
 
     def provider_view(self, name: str) -> ProviderView:
-        return provider_view(name, self.providers[name], self._health[name], self.clock())
+        now = self.clock()
+        steer = self.steer.view({name: self._health[name].quota}, now).providers.get(name)
+        return provider_view(name, self.providers[name], self._health[name], now, steer)
 
     @property
     def provider_names(self) -> tuple[str, ...]:
@@ -328,8 +366,10 @@ class Engine:
         self.set_enabled(name, enabled)
         return enabled
 
-    def set_api_key(self, name: str, key: str | None) -> None:
+    def set_api_key(self, name: str, key: str | None, label: str = "session key") -> None:
+        """This key (or none) replaces the provider's whole pool."""
         self.providers[name].set_api_key(key)
+        self.steer.set_keys(name, [(label, "session", key)] if key else [])
         self._health.clear_disable(name)  # a new key deserves a fresh try
         self.bus.publish(ProviderChanged(name, None, ProviderState.OK, ProviderChange.KEY_SET, None, "API key set"))
 
@@ -338,6 +378,7 @@ class Engine:
         request tries it first (as the recovery probe); its reply brings fresh quota headers."""
         self._health.clear_waits(name)
         self._health.note_quota(name, None)
+        self.steer.clear_waits(name)
         self.bus.publish(ProviderChanged(name, None, ProviderState.OK, ProviderChange.RETRY_NOW, None, "retry now"))
 
     def replay(self, finished: RequestFinished) -> None:
@@ -351,6 +392,37 @@ class Engine:
             elif attempt.outcome is AttemptOutcome.COOLDOWN:
                 failure = Failure(FailureKind.COOLDOWN, attempt.retry_after, attempt.reason)
                 self._health.record_failure(attempt.provider, attempt.variant, failure, attempt.started_at)
+
+    def set_api_keys(self, name: str, keys: Sequence[KeyEntry]) -> None:
+        """The provider's key pool, (label, source, secret) per key in rotation order (runtime resolves them
+        from api_key_env and the keyring); the adapter keeps the first as its own."""
+        self.providers[name].set_api_key(keys[0][2] if keys else None)
+        self.steer.set_keys(name, keys)
+
+    def add_api_key(self, name: str, key: str, label: str, source: str = "session") -> None:
+        """One more key for the provider's pool (e.g. typed into the key modal)."""
+        if not self.providers[name].has_credentials:
+            self.providers[name].set_api_key(key)
+        self.steer.add_key(name, label, source, key)
+        self._health.clear_disable(name)
+        self.bus.publish(
+            ProviderChanged(name, None, ProviderState.OK, ProviderChange.KEY_SET, None, f"key {label} added")
+        )
+
+    def remove_api_key(self, name: str, label: str) -> bool:
+        """Drop one key from the provider's pool (by its label); True when it was there."""
+        return self.steer.remove_key(name, label)
+
+    def lift_budget(self) -> BudgetState:
+        """Lift the budget guard for the rest of the day (the TUI's key for it)."""
+        return self.steer.lift_budget(self.clock())
+
+    def set_session_affinity(self, enabled: bool) -> None:
+        self.steer.session_affinity = enabled
+
+    def forget_sessions(self, session_id: str | None = None) -> None:
+        """Drop one session's pins (or all): its next request is placed by the strategy."""
+        self.steer.affinity.forget(session_id)
 
     def note_quota(self, name: str, snapshot: QuotaSnapshot) -> None:
         """Set a provider's live quota as rate-limit headers would (replaying a recorded session)."""

@@ -27,6 +27,7 @@ class QuotaWindow:
     limit: int | None
     remaining: int | None
     reset_at: float | None  # unix seconds
+    label: str = ""  # what it counts, for people: "requests/min", "tokens/min", "requests/day", "requests"
 
     @property
     def fraction_left(self) -> float | None:
@@ -69,7 +70,9 @@ def _int(value: str | None) -> int | None:
     return int(number) if math.isfinite(number) and abs(number) < 2**63 else None
 
 
-def _window(headers: Mapping[str, str], limit: str, remaining: str, reset: str, now: float) -> QuotaWindow | None:
+def _window(
+    headers: Mapping[str, str], limit: str, remaining: str, reset: str, now: float, label: str
+) -> QuotaWindow | None:
     limit_value, remaining_value = _int(headers.get(limit)), _int(headers.get(remaining))
     if limit_value is None and remaining_value is None:
         return None
@@ -84,33 +87,42 @@ def _window(headers: Mapping[str, str], limit: str, remaining: str, reset: str, 
     # Azure and some proxies send -1 / 0 limits meaning "no limit here".
     if limit_value is not None and limit_value <= 0:
         return None
-    return QuotaWindow(limit_value, remaining_value, reset_at)
+    return QuotaWindow(limit_value, remaining_value, reset_at, label)
 
 
 def quota_from_headers(headers: Mapping[str, str], now: float) -> QuotaSnapshot | None:
     """Read whichever vendor's rate-limit headers are present (names must be lower-case)."""
     a = "anthropic-ratelimit-"
     o = "x-ratelimit-"
-    requests = _window(headers, f"{a}requests-limit", f"{a}requests-remaining", f"{a}requests-reset", now)
-    tokens = _window(headers, f"{a}tokens-limit", f"{a}tokens-remaining", f"{a}tokens-reset", now) or _window(
-        headers, f"{a}input-tokens-limit", f"{a}input-tokens-remaining", f"{a}input-tokens-reset", now
+    minute = "requests/min"
+    requests = _window(headers, f"{a}requests-limit", f"{a}requests-remaining", f"{a}requests-reset", now, minute)
+    tokens = _window(
+        headers, f"{a}tokens-limit", f"{a}tokens-remaining", f"{a}tokens-reset", now, "tokens/min"
+    ) or _window(
+        headers,
+        f"{a}input-tokens-limit",
+        f"{a}input-tokens-remaining",
+        f"{a}input-tokens-reset",
+        now,
+        "input tokens/min",
     )
     if requests is None and tokens is None:
-        # OpenAI / Groq: -requests / -tokens; Cerebras: -requests-day / -tokens-minute.
-        for suffix in ("requests", "requests-day"):
+        # OpenAI / Groq: -requests / -tokens; Cerebras: -requests-day / -tokens-minute. Groq's -requests window
+        # is a day and OpenAI's a minute, so that one is labelled without a period.
+        for suffix, label in (("requests", "requests"), ("requests-day", "requests/day")):
             requests = requests or _window(
-                headers, f"{o}limit-{suffix}", f"{o}remaining-{suffix}", f"{o}reset-{suffix}", now
+                headers, f"{o}limit-{suffix}", f"{o}remaining-{suffix}", f"{o}reset-{suffix}", now, label
             )
         for suffix in ("tokens", "tokens-minute"):
             tokens = tokens or _window(
-                headers, f"{o}limit-{suffix}", f"{o}remaining-{suffix}", f"{o}reset-{suffix}", now
+                headers, f"{o}limit-{suffix}", f"{o}remaining-{suffix}", f"{o}reset-{suffix}", now, "tokens/min"
             )
     if requests is None and tokens is None and f"{o}limit" in headers:
         # OpenRouter: unsuffixed x-ratelimit-limit / -remaining / -reset, the reset in epoch milliseconds.
         reset = _int(headers.get(f"{o}reset"))
         limit, remaining = _int(headers.get(f"{o}limit")), _int(headers.get(f"{o}remaining"))
         if limit and limit > 0:
-            requests = QuotaWindow(limit, remaining, reset / 1000.0 if reset else None)
+            requests = QuotaWindow(limit, remaining, reset / 1000.0 if reset else None, "requests")
     if requests is None and tokens is None:
         return None
     return QuotaSnapshot(requests=requests, tokens=tokens, taken_at=now)

@@ -28,6 +28,7 @@ class RefusalKind(StrEnum):
     OVERLOADED = "overloaded"  # every candidate failed with a transient failure
     FAILED = "failed"  # every candidate failed otherwise
     CLIENT_ERROR = "client_error"  # an upstream said the request itself is bad: its 4xx, no failover
+    BUDGET = "budget"  # the [budget] guard is at its cap (routing/budget.py): do not retry
 
 
 REFUSAL_STATUS = {
@@ -38,6 +39,7 @@ REFUSAL_STATUS = {
     RefusalKind.OVERLOADED: 529,
     RefusalKind.FAILED: 503,
     RefusalKind.CLIENT_ERROR: 400,
+    RefusalKind.BUDGET: 429,  # as Anthropic's own spend cap; x-should-retry: false says waiting will not help
 }
 
 
@@ -47,6 +49,7 @@ class Refused:
     message: str
     retry_after: int | None = None  # whole seconds, for COOLING
     upstream_status: int | None = None  # for CLIENT_ERROR: the upstream's own 4xx
+    should_retry: bool | None = None  # sent as x-should-retry when set (Claude Code honours it)
 
     @property
     def status(self) -> int:

@@ -13,9 +13,9 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from ccm_tui.config import AlertSettings
+from ccm_tui.core.durations import local_day_bounds
 from ccm_tui.core.events import Event, RequestFinished, SpendAlert
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,6 @@ class AlertState:
     spent_usd: float
     threshold_usd: float
     crossed: bool
-
-
-def local_day_bounds(ts: float) -> tuple[float, float]:
-    """(local midnight at or before ts, the next local midnight), as unix times; DST-aware."""
-    day = datetime.fromtimestamp(ts).replace(hour=0, minute=0, second=0, microsecond=0)
-    return day.timestamp(), (day + timedelta(days=1)).timestamp()
 
 
 class SpendTracker:

@@ -262,8 +262,8 @@ def totals_table(
         table.add_row("last 7 days", *_figures([row for row in rows if row.day >= week]))
     else:
         for n, key in enumerate(keys):
-            name = Text.assemble(("■ ", key_color(n)), key if key is not None else NONE_LABEL[by])
-            table.add_row(name, *_figures([row for row in rows if row.key == key]))
+            label = Text.assemble(("■ ", key_color(n)), key if key is not None else NONE_LABEL[by])
+            table.add_row(label, *_figures([row for row in rows if row.key == key]))
     table.add_row(f"last {days} days", *_figures(rows), style="bold")
     return table
 
