@@ -65,6 +65,9 @@ class Runtime:
         self.environ = os.environ if environ is None else environ
         self.bus = EventBus()
         self.prices = PriceBook(settings.providers)
+        for provider in settings.providers:
+            for value in provider.headers.values():  # a configured header may be a gateway's own key
+                remember_secret(value)
         providers = {p.name: build_provider(p, settings.routing) for p in settings.providers}
         self.spend = SpendTracker(settings.alerts, self.bus.publish, clock=clock)
         self.engine = Engine(settings, providers, self.bus, self.prices, clock=clock, spend=self.spend)

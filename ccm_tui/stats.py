@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ccm_tui.config import ConfigError, default_data_dir, load_settings
 from ccm_tui.telemetry.history_reader import Breakdown, DailyRow, HistoryReader, first_day
@@ -57,10 +58,10 @@ def main(args: argparse.Namespace) -> int:
     by = Breakdown(args.by) if args.by else None
     console = Console(highlight=False)
     if not path.exists():
-        console.print(f"No request history yet at {path}.")
+        console.print(f"No request history yet at {path}.", markup=False)
         return 0
     now = time.time()
-    reader = HistoryReader(path)
+    reader = HistoryReader(path, read_only=True)
     try:
         rows = reader.daily(args.days, now, by)
     except (sqlite3.Error, OSError) as exc:
@@ -89,9 +90,9 @@ def table(rows: list[DailyRow], days: int, now: float, by: Breakdown | None, pat
         day = start + dt.timedelta(days=offset)
         entries = by_day.get(day) or ([] if by is not None else [DailyRow(day, None, 0, 0.0, 0, 0, 0)])
         for n, row in enumerate(entries):
-            label = [day.isoformat() if n == 0 else ""]
+            label: list[str | Text] = [day.isoformat() if n == 0 else ""]
             if by is not None:
-                label.append(row.key if row.key is not None else NONE_LABEL[by])
+                label.append(Text(row.key) if row.key is not None else NONE_LABEL[by])
             result.add_row(*label, *_figures(row))
     total = DailyRow(
         start,

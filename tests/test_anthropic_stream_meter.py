@@ -102,3 +102,18 @@ def test_token_counts_from_upstreams_are_made_safe(value: object, expected: int)
     from ccm_tui.core.events import token_count
 
     assert token_count(value) == expected
+
+
+def test_an_endless_line_is_not_held_and_metering_resumes_after_it() -> None:
+    from ccm_tui.core.contract import StreamMeter
+    from ccm_tui.translate.anthropic_stream import MAX_METERED_LINE, AnthropicStreamMeter
+
+    meter = StreamMeter()
+    scanner = AnthropicStreamMeter(meter)
+    piece = b"x" * 65536
+    for _ in range(MAX_METERED_LINE // len(piece) + 4):
+        scanner.feed(piece)
+    assert sum(len(p) for p in scanner._pending) <= MAX_METERED_LINE
+    scanner.feed(b'tail\nevent: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},')
+    scanner.feed(b'"usage":{"output_tokens":7}}\n\n')
+    assert meter.usage.output_tokens == 7 and meter.stop_reason == "end_turn"

@@ -52,3 +52,14 @@ def test_upstream_error_types_and_codes_are_scrubbed_and_bounded() -> None:
     error = UpstreamError(401, "Unauthorized", error_type="x" * 500, error_code="gateway-key-in-a-code-991")
     assert error.error_code == REDACTED
     assert error.error_type is not None and len(error.error_type) <= 64
+
+
+def test_configured_header_values_are_scrubbed_once_a_runtime_is_built(tmp_path) -> None:
+    from ccm_tui.config import ProviderSettings, Settings
+    from ccm_tui.runtime import Runtime
+
+    provider = ProviderSettings(
+        name="gw", kind="anthropic", base_url="http://127.0.0.1:9", headers={"x-gateway-auth": "gw-secret-value-5521"}
+    )
+    Runtime(Settings(providers=(provider,), history_enabled=False), environ={})
+    assert scrub("upstream said: bad gw-secret-value-5521") == f"upstream said: bad {REDACTED}"

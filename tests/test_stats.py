@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -132,3 +133,14 @@ def test_stats_on_a_corrupt_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
 )
 def test_usd(amount: float, text: str) -> None:
     assert usd(amount) == text
+
+
+def test_stats_never_changes_the_history_file(tmp_path: Path) -> None:
+    # An older or foreign file must be reported, not migrated or moved aside by a read-only command.
+    path = tmp_path / "data" / "ccm-tui" / "history.sqlite3"
+    path.parent.mkdir(parents=True)
+    sqlite3.connect(path).execute("PRAGMA user_version = 1").connection.close()
+    before = path.read_bytes()
+    result = run_stats(env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    assert result.returncode == 1 and "start ccm-tui once to migrate it" in result.stderr
+    assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == ["history.sqlite3"]

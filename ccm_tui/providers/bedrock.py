@@ -28,6 +28,7 @@ from botocore.eventstream import EventStreamBuffer, EventStreamMessage, ParserEr
 
 from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, StreamMeter, StreamReply, UpstreamError
+from ccm_tui.core.scrub import remember_secret
 from ccm_tui.core.states import TransportFailure
 from ccm_tui.core.vendors import vendor_or_custom
 from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all, transport_error
@@ -67,7 +68,10 @@ class AwsCredentialSource:
         if self._frozen is None or self._expiring():
             async with self._lock:
                 if self._frozen is None or self._expiring():
-                    self._frozen = await asyncio.to_thread(self._resolve)
+                    frozen = await asyncio.to_thread(self._resolve)
+                    remember_secret(frozen.secret_key)
+                    remember_secret(frozen.token)
+                    self._frozen = frozen
         return self._frozen
 
     def _expiring(self) -> bool:

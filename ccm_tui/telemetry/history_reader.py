@@ -20,7 +20,7 @@ from typing import Any
 
 from ccm_tui.core.events import RequestFinished, SpendAlert
 from ccm_tui.telemetry.history_rows import ATTEMPT_COLUMNS, REQUEST_COLUMNS, event_from_rows
-from ccm_tui.telemetry.history_schema import open_database
+from ccm_tui.telemetry.history_schema import open_database, open_read_only
 
 _PARAMETER_CHUNK = 500  # stay under SQLite's bound-parameter limit
 _INPUT = "input_tokens + cache_creation_tokens + cache_read_tokens"
@@ -95,10 +95,11 @@ class HistoryReader:
     """Queries over the history file with its own connection. Blocking: call through a thread.
 
     Safe to call from several threads (the connection is serialised by a lock). Opening creates or migrates
-    the file like the writer does."""
+    the file like the writer does, unless `read_only` (what `ccm-tui stats` uses: it never changes the file)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
@@ -261,7 +262,7 @@ class HistoryReader:
     def _cursor(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             if self._connection is None:
-                self._connection = open_database(self.path)
+                self._connection = open_read_only(self.path) if self.read_only else open_database(self.path)
             yield self._connection
 
 

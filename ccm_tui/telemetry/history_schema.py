@@ -187,6 +187,28 @@ def corrupt_tag(now: float | None = None) -> str:
     return f"corrupt-{int(time.time() if now is None else now)}"
 
 
+def open_read_only(path: Path, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
+    """Open an existing history file for reading only: no directory, no schema, no migration, nothing moved.
+
+    Raises sqlite3.Error for a missing or unreadable file and for one whose schema is not this version's
+    (`ccm-tui` itself migrates a file when it next starts)."""
+    connection = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, timeout=busy_timeout
+    )
+    try:
+        connection.row_factory = sqlite3.Row
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+    except BaseException:
+        connection.close()
+        raise
+    if version != SCHEMA_VERSION:
+        connection.close()
+        raise sqlite3.DatabaseError(
+            f"history schema version {version}, this ccm-tui reads {SCHEMA_VERSION}: start ccm-tui once to migrate it"
+        )
+    return connection
+
+
 def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     # Autocommit mode (isolation_level=None): transactions are explicit, one per batch.
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)

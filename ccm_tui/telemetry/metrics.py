@@ -49,6 +49,8 @@ UP_VALUES = {
     ProviderState.NO_KEY: 0.0,
 }
 NO_PROVIDER = "none"
+# Variants seen per provider (made-up model names on pass-through providers included): bounded like routing state.
+MAX_TRACKED_VARIANTS = 64
 
 
 def status_class(status: int) -> str:
@@ -136,7 +138,10 @@ class Metrics:
         if event.variant is None:
             provider_state = event.state
         else:
+            variants.pop(event.variant, None)  # re-inserted last: the oldest news is forgotten first
             variants[event.variant] = event.state
+            while len(variants) > MAX_TRACKED_VARIANTS:
+                del variants[next(iter(variants))]
         self._states[event.provider] = (provider_state, variants)
         up = UP_VALUES.get(provider_state, 0.0)
         if variants:

@@ -50,6 +50,10 @@ def usage_of(fields: Any) -> Usage:
     return _merge_usage(Usage(), fields)
 
 
+# The meter reads message_start / message_delta / error lines, which are small; the bytes still pass through.
+MAX_METERED_LINE = 1024 * 1024
+
+
 def _merge_usage(usage: Usage, fields: Any) -> Usage:
     if not isinstance(fields, dict):
         return usage
@@ -65,16 +69,27 @@ class AnthropicStreamMeter:
     `message_` or `"error"` somewhere in its bytes, so everything else is skipped by a substring test.
     """
 
-    __slots__ = ("_pending", "meter")
+    __slots__ = ("_pending", "_pending_bytes", "_skipping", "meter")
 
     def __init__(self, meter: StreamMeter) -> None:
         self.meter = meter
         self._pending: list[bytes] = []  # pieces of an unfinished line (joined once, when its end arrives)
+        self._pending_bytes = 0
+        self._skipping = False  # inside a line past MAX_METERED_LINE: ignored up to its end
 
     def feed(self, chunk: bytes) -> None:
         if b"\n" not in chunk:
+            if self._skipping:
+                return
             self._pending.append(chunk)
+            self._pending_bytes += len(chunk)
+            if self._pending_bytes > MAX_METERED_LINE:
+                # A line this long carries no usage worth reading; forget it rather than hold it.
+                self._pending, self._pending_bytes, self._skipping = [], 0, True
             return
+        if self._skipping:
+            self._skipping = False
+            chunk = chunk[chunk.index(b"\n") + 1 :]
         if self._pending:
             self._pending.append(chunk)
             chunk = b"".join(self._pending)
@@ -87,6 +102,7 @@ class AnthropicStreamMeter:
                 self._data_line(chunk[start + 5 : end])
             start = end + 1
         self._pending = [chunk[start:]] if start < len(chunk) else []
+        self._pending_bytes = len(chunk) - start
 
     def _data_line(self, data: bytes) -> None:
         data = data.strip()
