@@ -17,6 +17,7 @@ from ccm_tui.core.contract import StreamMeter, UpstreamError
 from ccm_tui.core.durations import parse_duration
 from ccm_tui.core.events import Usage
 from ccm_tui.core.states import ErrorOrigin
+from ccm_tui.core.vendors import ReasoningParameter
 from ccm_tui.translate.openai import (
     OpenAIQuirks,
     OpenAIStreamTranslator,
@@ -405,19 +406,19 @@ OPTION_CASES = [
     ),
     pytest.param(
         {**HI, "thinking": {"type": "enabled", "budget_tokens": 2000}},
-        OpenAIQuirks(reasoning_request="effort"),
+        OpenAIQuirks(reasoning_request=ReasoningParameter.EFFORT),
         {"reasoning_effort": "low"},
         id="thinking-low",
     ),
     pytest.param(
         {**HI, "thinking": {"type": "enabled", "budget_tokens": 10000}},
-        OpenAIQuirks(reasoning_request="effort"),
+        OpenAIQuirks(reasoning_request=ReasoningParameter.EFFORT),
         {"reasoning_effort": "medium"},
         id="thinking-medium",
     ),
     pytest.param(
         {**HI, "thinking": {"type": "enabled", "budget_tokens": 32000}},
-        OpenAIQuirks(reasoning_request="effort"),
+        OpenAIQuirks(reasoning_request=ReasoningParameter.EFFORT),
         {"reasoning_effort": "high"},
         id="thinking-high",
     ),
@@ -429,13 +430,13 @@ OPTION_CASES = [
     ),
     pytest.param(
         {**HI, "thinking": {"type": "adaptive"}},
-        OpenAIQuirks(reasoning_request="effort"),
+        OpenAIQuirks(reasoning_request=ReasoningParameter.EFFORT),
         {"reasoning_effort": None},
         id="adaptive-thinking-has-no-budget",
     ),
     pytest.param(
         {**HI, "max_tokens": 16000, "thinking": {"type": "enabled", "budget_tokens": 5000}},
-        OpenAIQuirks(reasoning_request="openrouter"),
+        OpenAIQuirks(reasoning_request=ReasoningParameter.OPENROUTER),
         {"reasoning": {"max_tokens": 5000}},
         id="thinking-openrouter-reasoning",
     ),

@@ -38,6 +38,13 @@ class Support(StrEnum):
     UNKNOWN = "unknown"
 
 
+class ReasoningParameter(StrEnum):
+    """How an OpenAI-compatible vendor takes a thinking budget."""
+
+    EFFORT = "effort"  # reasoning_effort: low / medium / high
+    OPENROUTER = "openrouter"  # reasoning: {max_tokens}
+
+
 @dataclass(frozen=True)
 class OpenAIQuirks:
     """What one OpenAI-compatible vendor (or model family) does differently from api.openai.com defaults."""
@@ -47,7 +54,7 @@ class OpenAIQuirks:
     default_max_output_tokens: int | None = None  # cap for max_tokens when the provider settings give none
     stream_include_usage: bool = True  # stream_options.include_usage is accepted (otherwise no usage in streams)
     usage_in_x_groq: bool = False  # Groq streams put the final usage in chunk["x_groq"]["usage"]
-    reasoning_request: str | None = None  # "effort" (reasoning_effort), "openrouter" (reasoning{max_tokens}), None
+    reasoning_request: ReasoningParameter | None = None  # how thinking is asked for; None = not at all
     sampling_params: bool = True  # temperature/top_p/stop accepted (OpenAI reasoning models refuse them)
     parallel_tool_calls: bool = True  # the parallel_tool_calls field is accepted
     send_user: bool = True  # the `user` field is accepted
@@ -190,7 +197,7 @@ VENDORS: tuple[Vendor, ...] = (
         # OpenRouter reserves credit for max_tokens up front: an uncapped 128k request fails with 402 on small
         # balances.
         openai_quirks=OpenAIQuirks(
-            reasoning_request="openrouter",
+            reasoning_request=ReasoningParameter.OPENROUTER,
             cache_control_models=("anthropic/", "google/"),
             web_search_plugin=True,
             extra_headers=(("X-Title", "ccm-tui"),),
@@ -214,7 +221,7 @@ VENDORS: tuple[Vendor, ...] = (
         base_url="https://api.openai.com/v1",
         api_key_env="OPENAI_API_KEY",
         hosts=("api.openai.com",),
-        openai_quirks=OpenAIQuirks(use_max_completion_tokens=True, reasoning_request="effort"),
+        openai_quirks=OpenAIQuirks(use_max_completion_tokens=True, reasoning_request=ReasoningParameter.EFFORT),
         openai_reasoning_models=True,
         rate_limit_dialect=RateLimitDialect.OPENAI,
         models=_OPENAI_MODELS,
@@ -282,7 +289,7 @@ VENDORS: tuple[Vendor, ...] = (
         hosts=("generativelanguage.googleapis.com",),
         openai_base_url="https://generativelanguage.googleapis.com/v1beta/openai",
         openai_quirks=OpenAIQuirks(
-            reasoning_request="effort", parallel_tool_calls=False, send_user=False, gemini_schema=True
+            reasoning_request=ReasoningParameter.EFFORT, parallel_tool_calls=False, send_user=False, gemini_schema=True
         ),
         output_cap=GEMINI_OUTPUT_CAP,
         rate_limit_dialect=RateLimitDialect.NONE,

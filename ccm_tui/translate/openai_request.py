@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from ccm_tui.core.vendors import OpenAIQuirks
+from ccm_tui.core.vendors import OpenAIQuirks, ReasoningParameter
 from ccm_tui.translate.blocks import search_result_text
 from ccm_tui.translate.features import (
     TOOL_SEARCH,
@@ -437,9 +437,9 @@ def _add_reasoning(out: dict[str, Any], thinking: Any, quirks: OpenAIQuirks, max
     # the budget counts toward.
     if quirks.max_thinking_budget is not None:
         budget = min(budget, quirks.max_thinking_budget)
-    if quirks.reasoning_request == "effort":
+    if quirks.reasoning_request is ReasoningParameter.EFFORT:
         out["reasoning_effort"] = "low" if budget < 4096 else "medium" if budget < 16384 else "high"
-    elif quirks.reasoning_request == "openrouter":
+    elif quirks.reasoning_request is ReasoningParameter.OPENROUTER:
         if max_tokens is not None and max_tokens > 1:
             budget = min(budget, max_tokens - 1)  # Anthropic models behind OpenRouter need budget < max_tokens
         out["reasoning"] = {"max_tokens": budget}
