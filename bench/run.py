@@ -122,7 +122,7 @@ class Suite:
         port = free_port()
         name = f"{mode}-{scenario}"
         config = self.tmp / f"config-{name}.toml"
-        config.write_text(proxy_config(f"http://{HOST}:{self.harness.mock_port}", port, scenario))
+        config.write_text(proxy_config(f"http://{HOST}:{self.harness.mock_port}", port, [scenario]))
         log = self.tmp / f"proxy-{name}.log"
         proxy = ProxyProcess(mode, config, port, self.proxy_cpus, log, uvloop=self.args.proxy_uvloop)
         proxy.start()
@@ -147,11 +147,10 @@ class Suite:
             }
         )
 
-    async def warm_up(self, proxy: ProxyProcess, scenarios: str) -> None:
-        for key in scenarios:
-            warm = plan.Point(key, 4, 8, 3.0)
-            for target in ("direct", "proxy"):
-                await self.run_job(warm, target, proxy)
+    async def warm_up(self, proxy: ProxyProcess, scenario: str) -> None:
+        warm = plan.Point(scenario, 4, 8, 3.0)
+        for target in ("direct", "proxy"):
+            await self.run_job(warm, target, proxy)
 
     async def measure(self, mode: str, rep: int, point: plan.Point, target: str, proxy: ProxyProcess) -> None:
         extra: dict[str, Any] = {}
@@ -232,7 +231,7 @@ class Suite:
         concurrency_text, _, mode = rest.partition(":")
         mode = mode or "headless"
         concurrency = int(concurrency_text or 64)
-        table = plan.FULL_REQUESTS[scenario]
+        table = plan.FULL_REQUESTS.get(scenario, {64: 192, 256: 512})  # the peer points (tr-5ms, ...) too
         requests = table.get(concurrency, max(table.values()))
         cap = max(8.0, 2 * self.durations[scenario] * -(-requests // concurrency))
         point = plan.Point(scenario, concurrency, requests, cap)
