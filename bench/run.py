@@ -240,14 +240,14 @@ class Suite:
         raw = self.args.out / f"profile-{scenario}-{concurrency}-{mode}.txt"
         try:
             await self.warm_up(proxy, scenario)
-            async with PySpy(proxy.pid, raw):
+            async with PySpy(proxy.pid, raw, rate=self.args.profile_rate):
                 await self.measure(mode, 0, point, "proxy", proxy)
         finally:
             proxy.stop()
         summary = self.records[-1]
         text = (
             f"# Profile of ccm-tui ({mode}), scenario ({scenario}) at concurrency {concurrency}\n\n"
-            f"py-spy, 250 Hz, non-blocking. {summary['completed']} requests, "
+            f"py-spy, {self.args.profile_rate} Hz, non-blocking. {summary['completed']} requests, "
             f"{_ms(summary['cpu_ms_per_req'])} ms CPU per request, TTFB p99 {_ms(summary['ttfb_p99'])} ms.\n"
             f"Raw collapsed stacks: `{raw.name}` (open in speedscope.app or flamegraph.pl).\n\n"
             + summarize_collapsed(raw.read_text() if raw.exists() else "")
@@ -279,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--levels", default=",".join(map(str, plan.LEVELS)), help="concurrency levels")
     parser.add_argument("--profile", action="append", default=[], metavar="SCN:CONC[:MODE]",
                         help="profile one point with py-spy instead of running the suite (repeatable)")  # fmt: skip
+    parser.add_argument("--profile-rate", type=int, default=250, help="py-spy samples per second (default 250)")
     parser.add_argument("--profile-failures", action="store_true", help="after the suite, profile missed targets")
     parser.add_argument("--proxy-uvloop", action="store_true", help="experiment: run ccm-tui on uvloop")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
