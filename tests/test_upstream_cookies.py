@@ -63,8 +63,16 @@ class CookieSettingMock(MockServer):
 
 async def test_a_cookie_an_upstream_sets_is_not_sent_on_the_next_request(start_proxy) -> None:
     async with CookieSettingMock() as upstream:
+        # By host name: aiohttp's cookie jar would keep a cookie from a named host, never from an IP address.
         proxy = await start_proxy(
-            [ProviderSettings(name="cookies", kind="anthropic", base_url=upstream.url, api_key_env="TEST_KEY")]
+            [
+                ProviderSettings(
+                    name="cookies",
+                    kind="anthropic",
+                    base_url=upstream.url.replace("127.0.0.1", "localhost"),
+                    api_key_env="TEST_KEY",
+                )
+            ]
         )
         sdk = anthropic.AsyncAnthropic(base_url=proxy.url, api_key="dummy", max_retries=0)
         for _ in range(2):

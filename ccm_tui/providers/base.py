@@ -49,7 +49,14 @@ READER_EXTENSION = "ccm_tui.aiohttp_reader"
 
 class ReaderTransport(AiohttpTransport):
     """httpx-aiohttp's transport, plus the aiohttp StreamReader of each response in its extensions, so a
-    streamed body can be read without httpx's iterator layers (`body_chunks`)."""
+    streamed body can be read without httpx's iterator layers (`body_chunks`); its aiohttp session keeps no
+    cookies (aiohttp's own jar would store an upstream's cookies and send them on every later request)."""
+
+    def get_client(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self.limits.max_connections or 0, keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await super().handle_async_request(request)
