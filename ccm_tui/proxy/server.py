@@ -69,14 +69,23 @@ def hypercorn_config(sock: socket.socket, drain_seconds: float = DRAIN_SECONDS) 
 class InFlight:
     """Wraps the ASGI app so the drain deadline can end the requests still running.
 
-    At the deadline every request's `receive` reports `http.disconnect`, exactly what a client hanging up
-    delivers: Quart cancels the handler, the engine closes the upstream and records the request as a client
-    disconnect (499), so nothing is lost. (Cancelling the ASGI call instead, as hypercorn's graceful timeout
-    does, leaves Quart's handler task running on its own with the upstream open.)"""
+    At the deadline every request's pending `receive` reports `http.disconnect`, exactly what a client
+    hanging up delivers: Quart cancels the handler, the engine closes the upstream and records the request
+    as a client disconnect (499), so nothing is lost. (Cancelling the ASGI call instead, as hypercorn's
+    graceful timeout does, leaves Quart's handler task running on its own with the upstream open.)
+    A waiting `receive` is interrupted by cancelling the task that awaits it, so a request costs no extra
+    task or future per `receive` (racing each one against the deadline did: ~20–35 µs a call, bench/)."""
 
     def __init__(self, app: Quart) -> None:
         self.app = app
         self.deadline = asyncio.Event()
+        self._receiving: set[asyncio.Task[Any]] = set()  # tasks awaiting a request's `receive`
+
+    def end_all(self) -> None:
+        """The drain deadline: every pending and later `receive` reports a client disconnect."""
+        self.deadline.set()
+        for task in list(self._receiving):
+            task.cancel()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -84,19 +93,24 @@ class InFlight:
             return
 
         async def receive_until_deadline() -> Any:
-            message = asyncio.ensure_future(receive())
-            deadline = asyncio.ensure_future(self.deadline.wait())
+            if self.deadline.is_set():
+                return _DISCONNECT
+            task = asyncio.current_task()
+            assert task is not None
+            self._receiving.add(task)
             try:
-                await asyncio.wait({message, deadline}, return_when=asyncio.FIRST_COMPLETED)
+                return await receive()
+            except asyncio.CancelledError:
+                if self.deadline.is_set() and task.uncancel() == 0:  # our cancel alone: the deadline's
+                    return _DISCONNECT
+                raise
             finally:
-                deadline.cancel()
-                if not message.done():
-                    message.cancel()
-            if message.cancelled():
-                return {"type": "http.disconnect"}
-            return message.result()
+                self._receiving.discard(task)
 
         await self.app(scope, receive_until_deadline, send)
+
+
+_DISCONNECT = {"type": "http.disconnect"}
 
 
 async def serve(app: Quart, sock: socket.socket, shutdown: asyncio.Event, drain_seconds: float = DRAIN_SECONDS) -> None:
@@ -108,7 +122,7 @@ async def serve(app: Quart, sock: socket.socket, shutdown: asyncio.Event, drain_
     async def stop_accepting() -> None:
         nonlocal deadline
         await shutdown.wait()
-        deadline = asyncio.get_running_loop().call_later(drain_seconds, in_flight.deadline.set)
+        deadline = asyncio.get_running_loop().call_later(drain_seconds, in_flight.end_all)
 
     config = hypercorn_config(sock, drain_seconds + CLOSE_SECONDS)
     try:
