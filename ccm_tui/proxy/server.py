@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import socket
 from typing import Any
@@ -23,6 +24,10 @@ from quart import Quart
 
 log = logging.getLogger(__name__)
 
+# Allocations between two young-generation collections (CPython's default is 700). Every request leaves
+# hundreds of container objects (futures, tasks, dicts) alive for the length of its stream; at 700 they are
+# collected and promoted over and over, and the full collections that follow pause the loop for tens of ms.
+GC_YOUNG_THRESHOLD = 10_000
 DRAIN_SECONDS = 30.0
 CLOSE_SECONDS = 5.0  # after the drain deadline, for ended requests to unwind and connections to close
 
@@ -113,9 +118,24 @@ class InFlight:
 _DISCONNECT = {"type": "http.disconnect"}
 
 
+def settle_collector() -> None:
+    """Tune the cyclic garbage collector for serving: what start-up loaded (modules, config, the app: ~100k
+    objects) lives as long as the process, so it is frozen out of every later collection, and young
+    collections run less often. Measured (bench/): GC took 30–50% of the proxy's CPU under 64 streams, with
+    full-collection pauses of 100–160 ms; reference counting still frees almost everything at once.
+    Once per process (a test session serves many times: its later garbage must stay collectable)."""
+    if gc.get_freeze_count():
+        return
+    gc.collect(1)  # the young garbage of start-up, not frozen with the rest
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 async def serve(app: Quart, sock: socket.socket, shutdown: asyncio.Event, drain_seconds: float = DRAIN_SECONDS) -> None:
     """Serve until `shutdown` is set, then stop accepting and return once in-flight requests have finished;
     those still running after `drain_seconds` are ended as if their clients had disconnected."""
+    settle_collector()
     in_flight = InFlight(app)
     deadline: asyncio.TimerHandle | None = None
 
