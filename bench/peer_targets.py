@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import procstat
-from bench.proxy_process import ccm_tui_command
+from bench.proxy_process import CHECKOUT, ccm_tui_command, checkout_env
 from bench.scenarios import BENCH_KEY_ENV, SCENARIOS, Scenario, proxy_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +35,7 @@ HOST = "127.0.0.1"
 
 class Target(enum.StrEnum):
     CCM_TUI = "ccm-tui"
+    BASELINE = "ccm-tui base"  # another checkout of ccm-tui (`--baseline PATH`): before/after in one run
     CCR = "CCR"
     LITELLM = "LiteLLM"
 
@@ -43,6 +44,7 @@ class Target(enum.StrEnum):
 # `Anthropic` transformer; LiteLLM with an `anthropic/` model. A target missing here is reported as n/a.
 UPSTREAMS: dict[Target, frozenset[str]] = {
     Target.CCM_TUI: frozenset({"openai", "anthropic"}),
+    Target.BASELINE: frozenset({"openai", "anthropic"}),
     Target.CCR: frozenset({"openai", "anthropic"}),
     Target.LITELLM: frozenset({"openai", "anthropic"}),
 }
@@ -52,12 +54,15 @@ def supports(target: Target, scenario: Scenario) -> bool:
     return scenario.upstream in UPSTREAMS[target]
 
 
-def installed_version(target: Target) -> str | None:
-    """The installed version, or None when the target is not installed."""
-    if target is Target.CCM_TUI:
+def installed_version(target: Target, baseline: Path | None = None) -> str | None:
+    """The installed version, or None when the target is not installed; ccm-tui's with its commit."""
+    if target in (Target.CCM_TUI, Target.BASELINE):
         from importlib.metadata import version
 
-        return version("ccm-tui")
+        checkout = CHECKOUT if target is Target.CCM_TUI else baseline
+        if checkout is None or not (checkout / "ccm_tui" / "__init__.py").exists():
+            return None
+        return f"{version('ccm-tui')} @ {_commit(checkout)}"
     if target is Target.CCR:
         with contextlib.suppress(OSError, ValueError, KeyError):
             if CCR_CLI.exists():
@@ -66,6 +71,20 @@ def installed_version(target: Target) -> str | None:
     for info in sorted((LITELLM_BIN.parent / "lib").glob("python3*/site-packages/litellm-*.dist-info")):
         return info.name.removeprefix("litellm-").removesuffix(".dist-info")
     return None
+
+
+def _commit(checkout: Path) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(checkout), "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def checkout_of(target: Target, baseline: Path | None) -> Path | None:
+    """The ccm-tui checkout a ccm-tui target runs from; None for the peers."""
+    if target is Target.CCM_TUI:
+        return CHECKOUT
+    return baseline if target is Target.BASELINE else None
 
 
 def _upstream_base(mock_origin: str, scenario: Scenario) -> str:
@@ -128,7 +147,7 @@ def litellm_env() -> dict[str, str]:
 
 
 def version_command(target: Target) -> list[str]:
-    if target is Target.CCM_TUI:
+    if target in (Target.CCM_TUI, Target.BASELINE):
         return [*ccm_tui_command(), "--version"]
     if target is Target.CCR:
         return ["node", str(CCR_CLI), "version"]
@@ -145,6 +164,7 @@ class ServerProcess:
     port: int
     cpus: set[int]
     workdir: Path
+    checkout: Path | None = None  # for the ccm-tui targets: the checkout whose ccm_tui runs
     pid: int = 0
     _popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _spawned_at: float = 0.0
@@ -158,11 +178,11 @@ class ServerProcess:
         home.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "HOME": str(home), BENCH_KEY_ENV: "bench-key", "NO_COLOR": "1"}
         scenario = self.scenario or SCENARIOS["tr-burst"]
-        if self.target is Target.CCM_TUI:
+        if self.checkout is not None:
             config = self.workdir / "ccm-tui.toml"
             config.write_text(proxy_config(self.mock_origin, self.port, [scenario.key]))
             command = [*ccm_tui_command(), "serve", "--config", str(config), "--host", HOST, "--port", str(self.port)]
-            return command, env
+            return command, checkout_env(env, self.checkout)
         if self.target is Target.CCR:
             config_dir = home / ".claude-code-router"
             config_dir.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,15 @@ from typing import Any
 import orjson
 
 from bench import peer_report, procstat, report
-from bench.peer_targets import ServerProcess, Target, installed_version, supports, version_command
-from bench.proxy_process import free_port
+from bench.peer_targets import (
+    ServerProcess,
+    Target,
+    checkout_of,
+    installed_version,
+    supports,
+    version_command,
+)
+from bench.proxy_process import checkout_env, free_port
 from bench.run import HOST, RESULTS_DIR, Harness, split_cores
 from bench.scenarios import SCENARIOS
 
@@ -38,7 +45,7 @@ POINTS: dict[str, tuple[int, int, float]] = {
     "pt-burst": (1, 100, 15.0),
     "pt-5ms": (64, 192, 30.0),
 }
-STARTUP_RUNS = {Target.CCM_TUI: 10, Target.CCR: 10, Target.LITELLM: 3}
+STARTUP_RUNS = {Target.CCM_TUI: 10, Target.BASELINE: 10, Target.CCR: 10, Target.LITELLM: 3}
 INSTALL_HINT = {Target.CCR: "make bench-peers", Target.LITELLM: "make bench-peers LITELLM=1"}
 
 
@@ -51,12 +58,14 @@ def rotate(items: list[str], by: int) -> list[str]:
     return items[by:] + items[:by]
 
 
-def time_version(target: Target, cpus: set[int], runs: int) -> list[float]:
+def time_version(target: Target, cpus: set[int], runs: int, checkout: Path | None) -> list[float]:
     walls = []
+    env = checkout_env(dict(os.environ), checkout) if checkout is not None else None
     for _ in range(runs):
         started = time.perf_counter()
         subprocess.run(
             version_command(target),
+            env=env,
             check=True,
             capture_output=True,
             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
@@ -65,10 +74,13 @@ def time_version(target: Target, cpus: set[int], runs: int) -> list[float]:
     return walls
 
 
-def time_ready(target: Target, mock_origin: str, cpus: set[int], workdir: Path, runs: int) -> list[float]:
+def time_ready(
+    target: Target, mock_origin: str, cpus: set[int], workdir: Path, runs: int, checkout: Path | None
+) -> list[float]:
     readies = []
     for run in range(runs):
-        server = ServerProcess(target, None, mock_origin, free_port(), cpus, workdir / f"startup-{target}-{run}")
+        where = workdir / f"startup-{target}-{run}"
+        server = ServerProcess(target, None, mock_origin, free_port(), cpus, where, checkout)
         server.spawn()
         try:
             readies.append(server.wait_ready())
@@ -80,7 +92,8 @@ def time_ready(target: Target, mock_origin: str, cpus: set[int], workdir: Path, 
 class PeerBench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.targets = [Target.CCM_TUI, Target.CCR] + ([Target.LITELLM] if args.litellm else [])
+        self.targets = [Target.CCM_TUI, *([Target.BASELINE] if args.baseline else []), Target.CCR]
+        self.targets += [Target.LITELLM] if args.litellm else []
         self.proxy_cpus, self.harness_cpus = split_cores(not args.no_pin)
         self.harness = Harness(self.harness_cpus)
         self.tmp = Path(tempfile.mkdtemp(prefix="ccm-peers-"))
@@ -94,8 +107,9 @@ class PeerBench:
     def measure_startup(self) -> None:
         for target in self.targets:
             runs = STARTUP_RUNS[target] if not self.args.startup_runs else self.args.startup_runs
-            version = time_version(target, self.proxy_cpus, runs)
-            ready = time_ready(target, self.mock_origin, self.proxy_cpus, self.tmp, max(3, runs // 2))
+            checkout = checkout_of(target, self.args.baseline)
+            version = time_version(target, self.proxy_cpus, runs, checkout)
+            ready = time_ready(target, self.mock_origin, self.proxy_cpus, self.tmp, max(3, runs // 2), checkout)
             self.startup[str(target)] = {"version": version, "ready": ready}
             log(
                 f"start-up {target}: --version {1000 * min(version):.0f}–{1000 * max(version):.0f} ms, "
@@ -126,8 +140,9 @@ class PeerBench:
         try:
             for target in self.targets:
                 if supports(target, scenario):
+                    checkout = checkout_of(target, self.args.baseline)
                     server = ServerProcess(target, scenario, self.mock_origin, free_port(), self.proxy_cpus,
-                                           self.tmp / f"{key}-{target}")  # fmt: skip
+                                           self.tmp / f"{key}-{target}", checkout)  # fmt: skip
                     server.spawn()
                     servers[str(target)] = server
             for server in servers.values():
@@ -163,10 +178,12 @@ class PeerBench:
                 server.stop()
 
 
-def check_installed(targets: list[Target]) -> dict[str, str]:
+def check_installed(targets: list[Target], baseline: Path | None) -> dict[str, str]:
     versions = {}
     for target in targets:
-        version = installed_version(target)
+        version = installed_version(target, baseline)
+        if version is None and target is Target.BASELINE:
+            raise SystemExit(f"--baseline {baseline}: not a ccm-tui checkout (no ccm_tui/__init__.py)")
         if version is None:
             raise SystemExit(f"{target} is not installed: run `{INSTALL_HINT[target]}` (installs into build/peers/)")
         versions[str(target)] = version
@@ -180,7 +197,7 @@ async def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     loadavg_start = os.getloadavg()
     bench = PeerBench(args)
-    versions = check_installed(bench.targets)
+    versions = check_installed(bench.targets, args.baseline)
     os.sched_setaffinity(0, bench.harness_cpus or os.sched_getaffinity(0))
     await bench.harness.start()
     try:
@@ -228,6 +245,12 @@ async def run(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__.splitlines()[0])
     parser.add_argument("--litellm", action="store_true", help="also measure LiteLLM proxy (slow to start)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also measure the ccm-tui of another checkout (a git worktree of main, say) as `ccm-tui base`",
+    )
     parser.add_argument("--reps", type=int, default=3, help="repetitions (default 3)")
     parser.add_argument("--points", default=",".join(POINTS), help="comma list of " + ", ".join(POINTS))
     parser.add_argument("--startup-runs", type=int, default=0, help="start-up repetitions (default per target)")

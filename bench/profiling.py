@@ -1,8 +1,9 @@
 """Sampling the proxy with py-spy while a point runs, and summarising where its CPU time goes.
 
 `PySpy(pid, out)` attaches to the running proxy (`py-spy record --format raw`, collapsed stacks), stops on
-SIGINT when the measured run ends, and `summarize_collapsed` turns the stacks into self-time and inclusive-time
-tables, so a target that is missed comes with the functions that explain it.
+SIGINT when the measured run ends, and `summarize_collapsed` turns the stacks into self-time tables (by owner:
+ccm-tui's packages, each library, the event loop; and by function) and an inclusive-time table, so a target
+that is missed comes with the functions that explain it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,25 @@ def _frame_name(frame: str) -> str:
     return _LINE.sub(")", frame.strip())
 
 
+# With uvloop the loop itself is C: py-spy shows its time (socket I/O, callbacks) as Runner.run's own.
+_LOOP_ITSELF = "asyncio/runners.py"
+_OWN_PACKAGES = ("ccm_tui/routing/", "ccm_tui/translate/", "ccm_tui/providers/", "ccm_tui/proxy/", "ccm_tui/tui/")
+
+
+def owner_of(frame: str) -> str:
+    """Who a frame's self time belongs to: ccm-tui's package (routing/, translate/, ...), a library (its top
+    module), or the event loop itself."""
+    where = frame.rpartition("(")[2].rstrip(")")
+    if where.startswith(_LOOP_ITSELF):
+        return "event loop itself (uvloop: socket I/O, callbacks)"
+    for package in _OWN_PACKAGES:
+        if where.startswith(package):
+            return "ccm-tui " + package.removeprefix("ccm_tui/")
+    if where.startswith("ccm_tui/"):
+        return "ccm-tui (other modules)"
+    return where.split("/", 1)[0] if "/" in where else "stdlib modules and generated code"
+
+
 def summarize_collapsed(text: str, top: int = 25) -> str:
     """Markdown: the event-loop thread's functions with the most self and inclusive time, in % of its samples.
 
@@ -64,6 +84,7 @@ def summarize_collapsed(text: str, top: int = 25) -> str:
     """
     self_time: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    owners: Counter[str] = Counter()
     total = other = 0
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -79,6 +100,7 @@ def summarize_collapsed(text: str, top: int = 25) -> str:
             continue
         total += count
         self_time[frames[-1]] += count
+        owners[owner_of(frames[-1])] += count
         for frame in set(frames):
             inclusive[frame] += count
     if not total:
@@ -86,9 +108,11 @@ def summarize_collapsed(text: str, top: int = 25) -> str:
     lines = [
         f"{total} samples of the event-loop thread ({other} more in other threads).",
         "",
-        "| self % | function |",
+        "| self % | owner |",
         "|---:|---|",
     ]
+    lines += [f"| {100 * n / total:.1f} | {name} |" for name, n in owners.most_common()]
+    lines += ["", "| self % | function |", "|---:|---|"]
     lines += [f"| {100 * n / total:.1f} | `{name}` |" for name, n in self_time.most_common(top)]
     lines += ["", "| inclusive % | function |", "|---:|---|"]
     lines += [f"| {100 * n / total:.1f} | `{name}` |" for name, n in inclusive.most_common(top)]

@@ -32,8 +32,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The checkout this bench belongs to: the ccm-tui it measures (not whichever one the venv's script would import).
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def checkout_env(env: dict[str, str], checkout: Path = CHECKOUT) -> dict[str, str]:
+    """`env` with `checkout` first on PYTHONPATH, so the ccm-tui started imports that checkout's ccm_tui
+    (the venv's editable install may point at another worktree)."""
+    rest = env.get("PYTHONPATH")
+    return {**env, "PYTHONPATH": f"{checkout}{os.pathsep}{rest}" if rest else str(checkout)}
+
+
 def ccm_tui_command(uvloop: bool = False) -> list[str]:
-    """The ccm-tui command; `uvloop` runs it on uvloop's event loop (an experiment: ccm-tui does not ask for it)."""
+    """The ccm-tui command (run it with `checkout_env`); `uvloop` forces uvloop's event loop (an experiment)."""
     if uvloop:
         code = (
             "import asyncio, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
@@ -65,7 +76,7 @@ class ProxyProcess:
     _popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 30.0) -> None:
-        env = {**os.environ, BENCH_KEY_ENV: "bench-key"}
+        env = checkout_env({**os.environ, BENCH_KEY_ENV: "bench-key"})
         command = ccm_tui_command(self.uvloop)
         if self.mode == "headless":
             command += ["serve", "--config", str(self.config_path), "--host", "127.0.0.1", "--port", str(self.port)]
@@ -92,7 +103,10 @@ class ProxyProcess:
             ["taskset", "-c", ",".join(map(str, sorted(self.cpus)))] if self.cpus and shutil.which("taskset") else []
         )
         # No redirection: Textual draws on stderr. The TUI keeps its own log.
-        inner = " ".join(_quote(part) for part in ["env", f"{BENCH_KEY_ENV}=bench-key", *taskset, *command])
+        inner = " ".join(
+            _quote(part)
+            for part in ["env", f"{BENCH_KEY_ENV}=bench-key", f"PYTHONPATH={env['PYTHONPATH']}", *taskset, *command]
+        )
         width, height = TUI_SIZE
         subprocess.run(
             [

@@ -122,7 +122,7 @@ class Suite:
         port = free_port()
         name = f"{mode}-{scenario}"
         config = self.tmp / f"config-{name}.toml"
-        config.write_text(proxy_config(f"http://{HOST}:{self.harness.mock_port}", port, scenario))
+        config.write_text(proxy_config(f"http://{HOST}:{self.harness.mock_port}", port, [scenario]))
         log = self.tmp / f"proxy-{name}.log"
         proxy = ProxyProcess(mode, config, port, self.proxy_cpus, log, uvloop=self.args.proxy_uvloop)
         proxy.start()
@@ -147,11 +147,10 @@ class Suite:
             }
         )
 
-    async def warm_up(self, proxy: ProxyProcess, scenarios: str) -> None:
-        for key in scenarios:
-            warm = plan.Point(key, 4, 8, 3.0)
-            for target in ("direct", "proxy"):
-                await self.run_job(warm, target, proxy)
+    async def warm_up(self, proxy: ProxyProcess, scenario: str) -> None:
+        warm = plan.Point(scenario, 4, 8, 3.0)
+        for target in ("direct", "proxy"):
+            await self.run_job(warm, target, proxy)
 
     async def measure(self, mode: str, rep: int, point: plan.Point, target: str, proxy: ProxyProcess) -> None:
         extra: dict[str, Any] = {}
@@ -232,7 +231,7 @@ class Suite:
         concurrency_text, _, mode = rest.partition(":")
         mode = mode or "headless"
         concurrency = int(concurrency_text or 64)
-        table = plan.FULL_REQUESTS[scenario]
+        table = plan.FULL_REQUESTS.get(scenario, {64: 192, 256: 512})  # the peer points (tr-5ms, ...) too
         requests = table.get(concurrency, max(table.values()))
         cap = max(8.0, 2 * self.durations[scenario] * -(-requests // concurrency))
         point = plan.Point(scenario, concurrency, requests, cap)
@@ -241,14 +240,14 @@ class Suite:
         raw = self.args.out / f"profile-{scenario}-{concurrency}-{mode}.txt"
         try:
             await self.warm_up(proxy, scenario)
-            async with PySpy(proxy.pid, raw):
+            async with PySpy(proxy.pid, raw, rate=self.args.profile_rate):
                 await self.measure(mode, 0, point, "proxy", proxy)
         finally:
             proxy.stop()
         summary = self.records[-1]
         text = (
             f"# Profile of ccm-tui ({mode}), scenario ({scenario}) at concurrency {concurrency}\n\n"
-            f"py-spy, 250 Hz, non-blocking. {summary['completed']} requests, "
+            f"py-spy, {self.args.profile_rate} Hz, non-blocking. {summary['completed']} requests, "
             f"{_ms(summary['cpu_ms_per_req'])} ms CPU per request, TTFB p99 {_ms(summary['ttfb_p99'])} ms.\n"
             f"Raw collapsed stacks: `{raw.name}` (open in speedscope.app or flamegraph.pl).\n\n"
             + summarize_collapsed(raw.read_text() if raw.exists() else "")
@@ -280,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--levels", default=",".join(map(str, plan.LEVELS)), help="concurrency levels")
     parser.add_argument("--profile", action="append", default=[], metavar="SCN:CONC[:MODE]",
                         help="profile one point with py-spy instead of running the suite (repeatable)")  # fmt: skip
+    parser.add_argument("--profile-rate", type=int, default=250, help="py-spy samples per second (default 250)")
     parser.add_argument("--profile-failures", action="store_true", help="after the suite, profile missed targets")
     parser.add_argument("--proxy-uvloop", action="store_true", help="experiment: run ccm-tui on uvloop")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")

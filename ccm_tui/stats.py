@@ -13,14 +13,13 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from ccm_tui.config import ConfigError, default_data_dir, load_settings
 from ccm_tui.telemetry.history_reader import Breakdown, DailyRow, HistoryReader, first_day
+
+# rich and the config load only when `stats` runs, not when the CLI builds its parser (`--version` stays fast).
+if TYPE_CHECKING:
+    from rich.table import Table
 
 DEFAULT_DAYS = 30
 NONE_LABEL = {Breakdown.PROVIDER: "(not served)", Breakdown.MODEL: "(not served)", Breakdown.SESSION: "(no session)"}
@@ -49,6 +48,10 @@ def add_parser(subcommands: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ccm_tui.config import ConfigError, default_data_dir, load_settings
+
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -74,6 +77,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def table(rows: list[DailyRow], days: int, now: float, by: Breakdown | None, path: Path) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     """The days oldest first (a day without requests shows as a zero row when not split), then the total."""
     start = first_day(days, now)
     title = f"Requests and spend, {start.isoformat()} to {dt.date.fromtimestamp(now).isoformat()}"

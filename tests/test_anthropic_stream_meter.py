@@ -1,12 +1,17 @@
-"""AnthropicStreamMeter: metering pass-through Anthropic SSE bytes split at any boundary."""
+"""AnthropicStreamMeter and the pass-through relay: metering and forwarding Anthropic SSE bytes split at any
+boundary."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import httpx
 import orjson
 import pytest
 
 from ccm_tui.core.contract import StreamMeter
 from ccm_tui.core.events import Usage
+from ccm_tui.providers.anthropic import metered_anthropic_sse
 from ccm_tui.translate.anthropic_stream import AnthropicStreamMeter, apply_event, usage_of
 from ccm_tui.translate.sse import encode_event
 
@@ -117,3 +122,21 @@ def test_an_endless_line_is_not_held_and_metering_resumes_after_it() -> None:
     scanner.feed(b'tail\nevent: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},')
     scanner.feed(b'"usage":{"output_tokens":7}}\n\n')
     assert meter.usage.output_tokens == 7 and meter.stop_reason == "end_turn"
+
+
+@pytest.mark.parametrize("style", ["encoder", "crlf-spaced"])
+@pytest.mark.parametrize("piece", [1, 2, 3, 5, 64, 100_000])
+async def test_pass_through_forwards_whole_events_unchanged_from_any_split(style: str, piece: int):
+    """Every yield ends at an event boundary (a blank line may straddle two reads) and the bytes are the
+    upstream's, in order."""
+    data = stream_bytes([START, *BLOCK, DELTA, STOP], style)
+
+    async def reads() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), piece):
+            yield data[start : start + piece]
+
+    meter = StreamMeter()
+    forwarded = [chunk async for chunk in metered_anthropic_sse(httpx.Response(200, content=reads()), meter)]
+    assert b"".join(forwarded) == data
+    assert all(chunk.endswith((b"\n\n", b"\r\n\r\n")) for chunk in forwarded)
+    assert meter.completed and meter.usage == Usage(377, 65, 10, 20)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from bench import report
+from bench.profiling import summarize_collapsed
 
 
 @pytest.mark.parametrize(
@@ -79,3 +80,19 @@ def test_readme_results_section_is_replaced_and_the_rest_kept() -> None:
     readme = f"intro\n{report.README_START}\nold\n{report.README_END}\noutro\n"
     updated = report.replace_results(readme, "# Title\n\n| a |\n")
     assert updated == f"intro\n{report.README_START}\n## Title\n\n| a |\n{report.README_END}\noutro\n"
+
+
+def test_profile_summary_gives_self_time_by_owner():
+    collapsed = "\n".join(
+        [
+            "thread (1): MainThread;run (asyncio/runners.py:190);Runner.run (asyncio/runners.py:118) 5",
+            "thread (1): MainThread;Engine._relay (ccm_tui/routing/engine.py:150) 3",
+            "thread (1): MainThread;x (ccm_tui/proxy/app.py:10);send (hypercorn/protocol/h11.py:9) 2",
+            "thread (2): Thread-1;idle (threading.py:1) 7",
+        ]
+    )
+    summary = summarize_collapsed(collapsed)
+    assert "10 samples of the event-loop thread (7 more in other threads)" in summary
+    assert "| 50.0 | event loop itself (uvloop: socket I/O, callbacks) |" in summary
+    assert "| 30.0 | ccm-tui routing/ |" in summary
+    assert "| 20.0 | hypercorn |" in summary

@@ -18,11 +18,11 @@ from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, Stre
 from ccm_tui.core.events import Usage
 from ccm_tui.core.states import TransportFailure
 from ccm_tui.core.vendors import vendor_or_custom
-from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all, transport_error
+from ccm_tui.providers.base import body_chunks, header_items, make_http_client, open_response, read_all
 from ccm_tui.providers.headers import request_headers
 from ccm_tui.translate.anthropic_stream import AnthropicStreamMeter
 from ccm_tui.translate.continuity import sanitize_history_for_anthropic_target
-from ccm_tui.translate.sse import error_event
+from ccm_tui.translate.sse import MAX_EVENT_BYTES, error_event
 
 # Fields the count_tokens endpoint accepts (PROTOCOLS.md §1.9); anything else is a 400 there.
 _COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control")
@@ -142,30 +142,49 @@ class AnthropicProvider:
         await self._client.aclose()
 
 
-async def metered_anthropic_sse(response: httpx.Response, meter: StreamMeter) -> AsyncIterator[bytes]:
-    """Upstream Anthropic SSE bytes, unchanged, metered as they pass (shared with Vertex).
+async def metered_anthropic_sse(
+    response: httpx.Response, meter: StreamMeter, max_event_bytes: int = MAX_EVENT_BYTES
+) -> AsyncIterator[bytes]:
+    """Upstream Anthropic SSE bytes, unchanged, metered as they pass (shared with Vertex); one yield per
+    upstream read that completes at least one event.
 
-    A connection lost mid-stream raises; a stream that stops without message_stop or an error event is
-    a failure too (the engine turns either into an `event: error`).
+    The unfinished tail of an event is held (as pieces, joined once its end arrives: linear however the
+    bytes are split) and forwarded with the read that completes it; an upstream that sends more than
+    `max_event_bytes` without ending an event is an unusable reply, as in translate/sse.py. A connection
+    lost mid-stream raises; a stream that stops without message_stop or an error event is a failure too (the
+    engine turns either into an `event: error`).
     """
     scanner = AnthropicStreamMeter(meter)
-    held = b""  # the tail of an event not yet complete: forwarded with the chunk that completes it
+    held: list[bytes] = []  # pieces of an event not yet complete
+    held_bytes = 0
+    tail = b""  # the last bytes held: a blank line may straddle them and the next read
     error_relayed = False
-    try:
-        async for chunk in _body_chunks(response):
-            scanner.feed(chunk)
-            data = held + chunk if held else chunk
-            end = _last_event_end(data)
-            if end:
-                held, out = data[end:], data[:end]
-                if meter.error_type is not None and not error_relayed and b'"error"' in out:
-                    error_relayed = True
-                    out = _scrubbed_error_event(out, meter)
-                yield out
+    async for chunk in body_chunks(response):
+        scanner.feed(chunk)
+        end = _last_event_end(chunk)
+        if not end and held:
+            end = max(_last_event_end(tail + chunk[:3]) - len(tail), 0)
+        if end:
+            if held:
+                held.append(chunk[:end])
+                out = b"".join(held)
             else:
-                held = data
-    except httpx.TransportError as exc:
-        raise transport_error(exc) from None
+                out = chunk if end == len(chunk) else chunk[:end]
+            if meter.error_type is not None and not error_relayed and b'"error"' in out:
+                error_relayed = True
+                out = _scrubbed_error_event(out, meter)
+            yield out
+            rest = chunk[end:]
+            held = [rest] if rest else []
+            held_bytes, tail = len(rest), rest[-3:]
+            continue
+        held.append(chunk)
+        held_bytes += len(chunk)
+        tail = (tail + chunk)[-3:]
+        if held_bytes > max_event_bytes:
+            raise UpstreamError.bad_reply(
+                f"upstream sent a stream event larger than {max_event_bytes // (1024 * 1024)} MiB"
+            )
     if not meter.completed and meter.error_type is None:
         raise UpstreamError.no_response(TransportFailure.READ, "the upstream stream ended before message_stop")
 
@@ -183,12 +202,3 @@ def _last_event_end(data: bytes) -> int:
     """Index just past the last blank line (`\n\n` or `\r\n\r\n`) in data, or 0 when there is none."""
     lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
     return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
-
-
-def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    """Unencoded bodies are read straight from the transport: httpx's decoder and re-chunking layers would
-    only add per-event overhead (we ask for identity encoding; a server may still compress)."""
-    stream = response.stream  # typed sync-or-async; an AsyncClient's response always holds the async one
-    if isinstance(stream, httpx.AsyncByteStream) and response.headers.get("content-encoding", "identity") == "identity":
-        return stream.__aiter__()
-    return response.aiter_bytes()

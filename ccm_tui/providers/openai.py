@@ -19,7 +19,7 @@ import orjson
 from ccm_tui.config import ProviderSettings, RoutingSettings, vendor_of
 from ccm_tui.core.contract import MessageReply, ProxyRequest, Reply, Route, StreamMeter, StreamReply, UpstreamError
 from ccm_tui.core.vendors import CUSTOM, openai_quirks, vendor_or_custom
-from ccm_tui.providers.base import header_items, make_http_client, open_response, read_all, transport_error
+from ccm_tui.providers.base import body_chunks, header_items, make_http_client, open_response, read_all
 from ccm_tui.providers.headers import request_headers
 from ccm_tui.translate.assemble import events_of_sse, message_from_events
 from ccm_tui.translate.features import TRANSLATION_BUGS, UnsupportedFeature, untranslatable
@@ -139,23 +139,20 @@ async def _anthropic_sse(response: httpx.Response, translator: OpenAIStreamTrans
     """
     parser = SseParser()
     saw_done = False
-    try:
-        async for raw in response.aiter_bytes():
-            translated, saw_done, failure = _translate(parser.feed(raw), translator)
-            if translated:
-                yield translated
-            if failure is not None:
-                raise failure
-            if saw_done or translator.stopped:
-                break  # a stop sequence matched: the upstream is closed by the caller's aclose()
-        else:
-            translated, saw_done, failure = _translate(parser.flush(), translator)
-            if translated:
-                yield translated
-            if failure is not None:
-                raise failure
-    except httpx.TransportError as exc:
-        raise transport_error(exc) from None
+    async for raw in body_chunks(response):
+        translated, saw_done, failure = _translate(parser.feed(raw), translator)
+        if translated:
+            yield translated
+        if failure is not None:
+            raise failure
+        if saw_done or translator.stopped:
+            break  # a stop sequence matched: the upstream is closed by the caller's aclose()
+    else:
+        translated, saw_done, failure = _translate(parser.flush(), translator)
+        if translated:
+            yield translated
+        if failure is not None:
+            raise failure
     yield translator.finish(saw_done)
 
 
