@@ -130,3 +130,26 @@ async def test_sigterm_drains_in_flight_stream_and_exits_0(tmp_path) -> None:
         rest = (await process.stderr.read()).decode()
     assert b"event: message_stop" in received  # the in-flight stream finished
     assert code == 0 and "Traceback" not in rest
+
+
+async def test_serve_demo_answers_on_the_fast_event_loop(tmp_path) -> None:
+    # The CLI runs on uvloop where it is installed; the demo's simulated upstreams must bind there too.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ccm_tui", "serve", "--demo", "--port", "0", stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stderr is not None
+    base = None
+    try:
+        while base is None:
+            line = (await asyncio.wait_for(process.stderr.readline(), timeout=20)).decode()
+            assert line, "ccm-tui --demo exited before listening"
+            if match := BANNER.search(line):
+                base = match.group(1)
+        async with httpx.AsyncClient(timeout=20) as http:
+            health = await http.get(f"{base}/health")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), timeout=20)
+        rest = (await process.stderr.read()).decode()
+    assert health.status_code == 200 and health.json()["providers"]
+    assert code == 0 and "Traceback" not in rest

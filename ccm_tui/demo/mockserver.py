@@ -93,9 +93,11 @@ class MockServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server) and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        # asyncio's or uvloop's Server (ccm-tui runs on uvloop): both expose the bound sockets.
+        sockets = getattr(site._server, "sockets", None)
+        if not sockets:
+            raise RuntimeError(f"mock upstream {type(self).__name__} did not bind {self.host}:{self.port}")
+        self.port = sockets[0].getsockname()[1]
         return self
 
     async def stop(self) -> None:
