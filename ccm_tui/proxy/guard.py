@@ -119,10 +119,17 @@ def header_size_refusal(headers: Iterable[tuple[bytes, bytes]]) -> Refusal | Non
 class RequestGuard:
     """Wraps the Quart ASGI app: refuses what the policy forbids, answers allowed CORS preflights itself."""
 
-    def __init__(self, app: AsgiApp, policy: GuardPolicy, new_request_id: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        app: AsgiApp,
+        policy: GuardPolicy,
+        new_request_id: Callable[[], str],
+        on_refusal: Callable[[str, str, int, str, str], None] | None = None,
+    ) -> None:
         self.app = app
         self.policy = policy
         self.new_request_id = new_request_id
+        self.on_refusal = on_refusal  # (method, path, status, message, request id): the proxy publishes it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -143,7 +150,9 @@ class RequestGuard:
             or content_type_refusal(method, headers.get("content-type"))
         )
         if refusal is not None:
-            await self._refuse(send, refusal)
+            request_id = await self._refuse(send, refusal)
+            if self.on_refusal is not None:
+                self.on_refusal(method, str(scope.get("path", "")), refusal.status, refusal.message, request_id)
             return
         if origin is None:
             await self.app(scope, receive, send)
@@ -164,7 +173,7 @@ class RequestGuard:
 
         await self.app(scope, receive, send_with_cors)
 
-    async def _refuse(self, send: Send, refusal: Refusal) -> None:
+    async def _refuse(self, send: Send, refusal: Refusal) -> str:
         request_id = self.new_request_id()
         body = error_body(refusal.status, refusal.message, request_id)
         headers = [
@@ -174,6 +183,7 @@ class RequestGuard:
         ]
         await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        return request_id
 
     async def _preflight(self, send: Send, cors: list[tuple[bytes, bytes]], requested: str | None) -> None:
         headers = [
