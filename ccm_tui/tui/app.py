@@ -75,7 +75,7 @@ PANEL_SECONDS = 1.0
 
 
 class CcmApp(App[int]):
-    CSS_PATH = "ccm.tcss"
+    CSS_PATH = Path(__file__).parent / "ccm.tcss"  # absolute: subclasses (tests) live elsewhere
     TITLE = "ccm-tui"
     BINDINGS = [*bindings()]  # a fresh list of the wider type App declares (lists are invariant)
 

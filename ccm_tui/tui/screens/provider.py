@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from rich.console import Group, RenderableType
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -110,7 +110,11 @@ def provider_renderable(
     if not errors:
         recent.add_row("", "", "", "", Text("none since ccm-tui started", style="dim"))
     hint = Text.assemble(("r", "bold"), " retry now (ends a cool-down or disable)   ", ("esc", "bold"), " close")
-    return Group(facts, Text(""), models, Text(""), recent, Text(""), hint)
+    page = Table.grid(expand=True)  # one renderable for the Static (it takes no rich Group)
+    page.add_column()
+    for part in (facts, Text(""), models, Text(""), recent, Text(""), hint):
+        page.add_row(part)
+    return page
 
 
 class ProviderDetail(ModalScreen[None]):
@@ -129,19 +133,19 @@ class ProviderDetail(ModalScreen[None]):
     def __init__(self, name: str, render: Callable[[], RenderableType], retry: Callable[[], None]) -> None:
         super().__init__()
         self.provider = name
-        self._render = render
+        self._body = render
         self._retry = retry
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
             scroll.border_title = f"Provider {self.provider}  (esc to close)"
-            yield Static(self._render(), id="provider-body")
+            yield Static(self._body(), id="provider-body")
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.redraw)
 
     def redraw(self) -> None:
-        self.query_one("#provider-body", Static).update(self._render())
+        self.query_one("#provider-body", Static).update(self._body())
 
     def action_retry_now(self) -> None:
         self._retry()

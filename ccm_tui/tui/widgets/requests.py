@@ -99,6 +99,13 @@ class RequestLog(ScrollView, can_focus=True):
     def on_mount(self) -> None:
         # Cached strips carry the old theme's background: a theme switch must redraw every line.
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
+        # A scroll_end issued in the same frame as a virtual-size change can land on the old bottom; nothing
+        # would move the view again until the next line, so following re-checks the bottom a few times a second.
+        self.set_interval(0.2, self._keep_following)
+
+    def _keep_following(self) -> None:
+        if self.following and round(self.scroll_offset.y) < self.max_scroll_y:
+            self.scroll_end(animate=False, immediate=True)
 
     def _theme_changed(self, _theme: Theme) -> None:
         self._cache.clear()
@@ -189,6 +196,8 @@ class RequestLog(ScrollView, can_focus=True):
     # --- rendering -------------------------------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
         width = self.size.width
+        if width != self._laid_width:  # drawn at a new width before on_resize ran: lay out for it first
+            self._relayout()
         if y == 0:
             header = COMPACT_HEADER if width < COMPACT_BELOW else FULL_HEADER
             strip = Strip([Segment(header, self.rich_style + _HEADER)])
