@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Static
 from ccm_tui.format import tokens, usd
 from ccm_tui.tui.sessions import Session, SessionBook, Tally, short_id
 
-COLUMNS = ("session / agent", "reqs", "spend", "in", "out", "failovers", "providers", "last")
+COLUMNS = ("session / agent", "reqs", "spend", "in", "out", "failovers", "last", "providers")  # providers grow
 
 
 def ago(at: float, now: float) -> str:
@@ -38,8 +38,8 @@ def tally_cells(tally: Tally, now: float) -> list[Text]:
         Text(tokens(tally.input_tokens), justify="right"),
         Text(tokens(tally.output_tokens), justify="right"),
         failovers,
-        Text(providers, style="cyan", overflow="ellipsis"),
         Text(ago(tally.last_at, now), style="dim"),
+        Text(providers, style="cyan", overflow="ellipsis"),
     ]
 
 
@@ -102,7 +102,7 @@ class SessionsScreen(ModalScreen[str | None]):
             key = f"a:{session.session_id}:{agent.agent_id}"
             name = Text("  └ ", style="dim")
             name.append(agent.agent_type or "agent")
-            name.append(f" {short_id(agent.agent_id)}", style="dim")
+            name.append(f" {agent.agent_id[:12]}", style="dim")
             table.add_row(name, *tally_cells(agent.tally, now), key=key)
             self._session_of_row[key] = session.session_id
 
