@@ -291,6 +291,9 @@ async def test_a_dead_provider_is_named_with_its_cause_and_host_port(second) -> 
         assert isinstance(app.screen, RequestDetail)
         await pilot.pause()
         assert f"({where})" in screen_text(app)
+        await pilot.press("escape")
+        await pilot.resize_terminal(*NARROW)  # the compact line names the cause in place
+        await wait_until(pilot, lambda: "after dead: connection ref" in screen_text(app))
 
 
 # --- keys --------------------------------------------------------------------------------------------------------

@@ -59,8 +59,12 @@ def detail_renderable(event: RequestFinished, endpoints: Mapping[str, str] | Non
     for label, value in rows:
         outer.add_row(label, value)
     attempts = Table(title="attempts", title_justify="left", expand=True, show_edge=False)
-    for column in ("#", "provider", "model", "status", "outcome", "took", "retry after", "cause"):
-        attempts.add_column(column, overflow="fold")
+    # Short columns only, so a narrow modal squeezes nothing to "re tr"; each cause follows, wrapped, below.
+    for column in ("#", "provider", "model", "status", "outcome", "took", "retry"):
+        attempts.add_column(column, overflow="ellipsis", no_wrap=True)
+    causes = Table.grid(padding=(0, 1))
+    causes.add_column(justify="right", style="dim")
+    causes.add_column(overflow="fold")
     for number, attempt in enumerate(event.attempts, start=1):
         attempts.add_row(
             str(number),
@@ -70,18 +74,28 @@ def detail_renderable(event: RequestFinished, endpoints: Mapping[str, str] | Non
             Text(attempt.outcome, style="green" if attempt.outcome == "ok" else "yellow"),
             ms(attempt.duration),
             f"{attempt.retry_after:.0f}s" if attempt.retry_after is not None else "",
-            ""
-            if attempt.outcome is AttemptOutcome.OK
-            else attempt_cause(attempt, (endpoints or {}).get(attempt.provider)),
         )
-    outer.add_row("", "")
-    outer.add_row("", attempts)
+        if attempt.outcome is not AttemptOutcome.OK:
+            cause = attempt_cause(attempt, (endpoints or {}).get(attempt.provider))
+            causes.add_row(f"{number} {attempt.provider}:", Text(cause, style="yellow"))
+    page = Table.grid(expand=True)  # the attempts get the modal's whole width, not the value column's
+    page.add_column()
+    page.add_row(outer)
+    page.add_row("")
+    page.add_row(attempts)
+    if causes.row_count:
+        page.add_row("")
+        page.add_row(causes)
     if event.headers_of_note:
-        headers = Table.grid(padding=(0, 1))
+        headers = Table.grid(padding=(0, 2))
+        headers.add_column(style="dim", justify="right")
+        headers.add_column()
         for name, value in event.headers_of_note:
-            headers.add_row(Text(name, style="dim"), value)
-        outer.add_row("upstream headers", headers)
-    return outer
+            headers.add_row(name, value)
+        page.add_row("")
+        page.add_row(Text("upstream headers", style="dim"))
+        page.add_row(headers)
+    return page
 
 
 class RequestDetail(InfoModal):

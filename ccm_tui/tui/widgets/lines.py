@@ -75,9 +75,13 @@ def request_text(event: RequestFinished, compact: bool = False, endpoints: Endpo
         text.append(f" {took(event.duration):>5}", style="dim")
         text.append(f" {usd(event.cost_usd):>7} ", style="magenta")
         text.append(short_model(event.requested_model), style="bold")
-        if failed:
-            text.append(" after ", style="dim")
-            text.append(", ".join(attempt_label(a) for a in failed), style="yellow")
+        for number, attempt in enumerate(failed):
+            text.append(" after " if number == 0 else ", ", style="dim")
+            if broken(attempt):  # the cause itself, in place: a narrow line has no room for it at the end
+                where = (endpoints or {}).get(attempt.provider)
+                text.append(f"{attempt.provider}: {attempt_cause(attempt, where)}", style="red")
+            else:
+                text.append(attempt_label(attempt), style="yellow")
     else:
         text.append(" SSE  " if event.stream else " JSON ", style="dim")
         text.append(f"{ms(event.ttfb):>6}")
@@ -97,7 +101,7 @@ def request_text(event: RequestFinished, compact: bool = False, endpoints: Endpo
             text.append(" → -", style="dim")
     if event.error_type and not event.ok and event.status != 499:
         text.append(f"  {event.error_type}: {event.error_message or ''}", style="red")
-    for attempt in failed:
+    for attempt in failed if not compact else ():
         if broken(attempt):
             where = (endpoints or {}).get(attempt.provider)
             text.append(f"  · {attempt.provider}: {attempt_cause(attempt, where)}", style="red")

@@ -111,6 +111,11 @@ class RequestLog(ScrollView, can_focus=True):
         self._cache.clear()
         self.refresh()
 
+    @property
+    def _width(self) -> int:
+        """Cells a row may use: the scrollbar's column is not ours."""
+        return self.scrollable_content_region.width
+
     # --- content ---------------------------------------------------------------------------------------------
     def append(self, entries: list[Entry]) -> None:
         """Add a batch of lines (one refresh for the batch)."""
@@ -146,7 +151,7 @@ class RequestLog(ScrollView, can_focus=True):
 
     def _layout(self, line: LogLine) -> list[Text]:
         """The rows of one line at the current width: requests one (cropped), notices wrapped."""
-        width = max(1, self.size.width)
+        width = max(1, self._width)
         if width != self._laid_width:
             self._parts.clear()
             self._laid_width = width
@@ -175,7 +180,7 @@ class RequestLog(ScrollView, can_focus=True):
         self._resize_virtual()
 
     def _resize_virtual(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self.rows) + 1)  # + the sticky header
+        self.virtual_size = Size(self._width, len(self.rows) + 1)  # + the sticky header
 
     def set_filter(self, keep: Filter | None, label: str = "") -> None:
         """Show only the lines `keep` accepts (None: all), following the newest again."""
@@ -195,7 +200,7 @@ class RequestLog(ScrollView, can_focus=True):
 
     # --- rendering -------------------------------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self._width
         if width != self._laid_width:  # drawn at a new width before on_resize ran: lay out for it first
             self._relayout()
         if y == 0:
@@ -220,7 +225,7 @@ class RequestLog(ScrollView, can_focus=True):
         return strip.crop(0, width)
 
     def on_resize(self) -> None:
-        if self.size.width != self._laid_width:
+        if self._width != self._laid_width:
             self._relayout()
         else:
             self._resize_virtual()
