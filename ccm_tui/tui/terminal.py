@@ -8,7 +8,6 @@ dropped, and the app is told once (`CcmApp.terminal_gone`, on the loop) so it dr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 from collections.abc import Callable
@@ -53,22 +52,17 @@ class HangupSafeDriver(LinuxDriver):
         super().__init__(app, **kwargs)
         self._output = _GoneSafeOutput(self._file, self._terminal_gone)  # type: ignore[arg-type]
         self._file = self._output  # type: ignore[assignment]
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._told = threading.Event()
-
-    def start_application_mode(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        super().start_application_mode()
 
     def _terminal_gone(self) -> None:
         """Called from the writer or the input thread (or the loop): tell the app once."""
-        if self._told.is_set() or self._loop is None:
+        if self._told.is_set():
             return
         self._told.set()
         on_gone = getattr(self._app, "terminal_gone", None)
         if on_gone is not None:
             with contextlib.suppress(RuntimeError):  # the loop has closed: the app is exiting anyway
-                self._loop.call_soon_threadsafe(on_gone)
+                self._loop.call_soon_threadsafe(on_gone)  # the app's loop, kept by Driver
 
     def _run_input_thread(self) -> None:
         try:

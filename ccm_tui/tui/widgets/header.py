@@ -97,10 +97,11 @@ class StatusBar(Static):
         if self.status is None:
             return
         width = self.content_region.width
-        for verbosity in range(5):
-            text = status_text(self.status, verbosity)
+        text = status_text(self.status)
+        for verbosity in range(1, 5):
             if text.cell_len <= width:
                 break
+            text = status_text(self.status, verbosity)
         if not self.has_class("one-line"):
             text.append("\n")
             text.append_text(command_text(self.status, width))

@@ -205,8 +205,8 @@ class RequestLog(ScrollView, can_focus=True):
             self._relayout()
         if y == 0:
             header = COMPACT_HEADER if width < COMPACT_BELOW else FULL_HEADER
-            strip = Strip([Segment(header, self.rich_style + _HEADER)])
-            return strip.adjust_cell_length(width, self.rich_style).crop(0, width)
+            heading = Strip([Segment(header, self.rich_style + _HEADER)])
+            return heading.adjust_cell_length(width, self.rich_style).crop(0, width)
         index = round(self.scroll_offset.y) + y - 1
         if index >= len(self.rows):
             return Strip.blank(width, self.rich_style)
