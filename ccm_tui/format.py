@@ -1,10 +1,19 @@
-"""Pure text formatting shared by the headless log and the TUI: request lines, durations, money."""
+"""Pure text formatting shared by the headless log and the TUI: request lines, durations, money, where an
+upstream lives and the line that points Claude Code at the proxy."""
 
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
-from ccm_tui.core.events import AttemptRecord, RequestFinished
+from ccm_tui.config import ProviderSettings, vendor_of
+from ccm_tui.core.events import AttemptRecord, RequestFinished, RequestRejected
+from ccm_tui.core.vendors import vendor_or_custom
+
+# What Claude Code sends as its bearer token when the proxy asks for no key: any value is accepted, but one must
+# be set, or a fresh Claude Code asks the user to log in (PROTOCOLS.md §9).
+NO_PROXY_KEY_TOKEN = "ccm-tui"
+LAUNCH_COMMAND = "ccm-tui claude"
 
 
 def ms(seconds: float | None) -> str:
@@ -70,3 +79,51 @@ def request_line(event: RequestFinished) -> str:
     if event.error_message and not event.ok:
         parts.append(f"- {event.error_message}")
     return "  ".join(parts)
+
+
+def endpoint(url: str | None) -> str | None:
+    """`host:port` of a URL (the scheme's default port spelled out), or None when there is no host."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number: show the URL's netloc as written
+        return parts.netloc
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{port}"
+
+
+def upstream_endpoint(provider: ProviderSettings) -> str | None:
+    """Where a provider's requests go (`api.groq.com:443`): its base_url, else its vendor's default root."""
+    if provider.base_url:
+        return endpoint(provider.base_url)
+    try:
+        return endpoint(vendor_or_custom(vendor_of(provider)).base_url_for(provider.region))
+    except ValueError:  # a regional vendor without a region: the config check reports that, not the screen
+        return None
+
+
+def attempt_cause(attempt: AttemptRecord, where: str | None) -> str:
+    """Why an attempt failed and where: `connection refused or unreachable (api.groq.com:443)`, `401 … from …`."""
+    reason = attempt.reason or attempt.outcome.value
+    if where is None:
+        return reason
+    return f"{reason} ({where})" if attempt.status is None else f"{reason} from {where}"
+
+
+def rejected_line(event: RequestRejected) -> str:
+    """One line for a request the proxy answered itself, for the headless log."""
+    return f"rejected {event.method} {event.path}: {event.status} {event.message}"
+
+
+def claude_environment(base_url: str, auth_key_env: str | None) -> str:
+    """The variables that point Claude Code at this proxy, for a shell. The proxy key is named, never printed."""
+    token = f'"${auth_key_env}"' if auth_key_env else NO_PROXY_KEY_TOKEN
+    return f"ANTHROPIC_BASE_URL={base_url} ANTHROPIC_AUTH_TOKEN={token} CLAUDE_CODE_GATEWAY_HINT_HEADERS=1"
+
+
+def claude_command_line(base_url: str, auth_key_env: str | None) -> str:
+    return f"{claude_environment(base_url, auth_key_env)} claude"

@@ -8,19 +8,27 @@ runtime.py assembles them and binds nothing; proxy/server.py knows sockets and h
 stop. The callers keep only what differs: the headless banner and log lines, the TUI's screen. Signals are
 the caller's choice (the TUI leaves SIGINT to Textual) but handlers installed here are removed on stop, and
 hypercorn never installs its own.
+
+A running instance announces itself in a small state file (`instance_path()`: its URL, pid and the name of
+the proxy key's variable, never the key) so `ccm-tui claude` can find it; stop() removes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import platformdirs
 
 from ccm_tui.config import Settings
 from ccm_tui.proxy.server import DRAIN_SECONDS, bind_socket, serve
@@ -39,6 +47,51 @@ def bind(settings: Settings, environ: Mapping[str, str] | None = None) -> socket
     return bind_socket(settings.server.host, settings.server.port)
 
 
+@dataclass(frozen=True)
+class Instance:
+    """What a running ccm-tui tells `ccm-tui claude` about itself."""
+
+    url: str
+    pid: int
+    auth_key_env: str | None  # the variable holding the proxy key clients must send, if one is required
+    demo: bool
+
+
+def instance_path() -> Path:
+    """The state file of the running instance, in the user state dir (XDG_STATE_HOME on Linux)."""
+    return Path(platformdirs.user_state_dir("ccm-tui")) / "instance.json"
+
+
+def write_instance(path: Path, instance: Instance) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{instance.pid}")
+    scratch.write_text(json.dumps(instance.__dict__), encoding="utf-8")
+    scratch.replace(path)  # atomic: a launcher never reads half a file
+
+
+def read_instance(path: Path) -> Instance | None:
+    """The instance the file describes while its process lives; None when there is none or it is stale."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        instance = Instance(str(data["url"]), int(data["pid"]), data.get("auth_key_env"), bool(data.get("demo")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(instance.pid, 0)
+    except ProcessLookupError:
+        return None  # it died without cleaning up (SIGKILL, power loss)
+    except PermissionError:
+        pass  # alive, someone else's
+    return instance
+
+
+def remove_instance(path: Path, pid: int) -> None:
+    """Remove the state file if it is still this process's (a newer instance may have replaced it)."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        if int(json.loads(path.read_text(encoding="utf-8"))["pid"]) == pid:
+            path.unlink()
+
+
 class Service:
     """One proxy on a bound socket: `start()`, then `stop()` exactly once in effect (it is idempotent and may
     be called from several places at once, e.g. a quit key and an unmount)."""
@@ -52,6 +105,7 @@ class Service:
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         drain_seconds: float = DRAIN_SECONDS,
+        state_file: Path | None = None,
     ) -> None:
         self.settings = settings
         self.sock = sock
@@ -61,6 +115,7 @@ class Service:
         self.environ = environ
         self.clock = clock
         self.drain_seconds = drain_seconds
+        self.state_file = state_file  # None: do not announce this instance (tests, screenshots)
         self.runtime: Runtime | None = None
         self.stopping = asyncio.Event()  # set when a stop was asked for (signal, quit key) or has begun
         self._shutdown = asyncio.Event()  # tells hypercorn to stop accepting and drain
@@ -86,6 +141,12 @@ class Service:
             serve(runtime.app, self.sock, self._shutdown, self.drain_seconds), name="ccm-proxy"
         )
         self._server.add_done_callback(self._server_ended)
+        if self.state_file is not None:
+            instance = Instance(self.base_url, os.getpid(), settings.server.auth_key_env, self.demo)
+            try:
+                await asyncio.to_thread(write_instance, self.state_file, instance)
+            except OSError as exc:  # only the launcher needs it, and --url still works
+                log.warning("could not write the instance file %s: %s", self.state_file, exc)
         return runtime
 
     def start_synthetic_client(self) -> None:
@@ -137,6 +198,8 @@ class Service:
             self._shutdown.set()
             if self._client is not None:
                 await self._client.stop()
+            if self.state_file is not None:
+                await asyncio.to_thread(remove_instance, self.state_file, os.getpid())
             if self._server is not None:
                 await asyncio.wait({self._server})  # serve() itself bounds the drain
             else:

@@ -1,4 +1,5 @@
-"""Render the README screenshots: the dashboard during a failover, the request detail, the key modal, help.
+"""Render the README screenshots: the dashboard during a failover (wide and at 80x24), the request detail, the
+provider detail, the sessions view, the key modal, help.
 
 Run from the repository root: `.venv/bin/python screenshots/render.py`. Uses the deterministic demo-like
 scene of tests/tui_snapshot_app.py (pinned clock and URL, no network), saves each screen as SVG with
@@ -19,17 +20,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "screenshots"
-SIZE = (160, 48)
-# (file name, keys pressed after the scene, the screen to wait for by class name)
+WIDE, NARROW = (160, 48), (80, 24)
+# (file name, terminal size, keys pressed after the scene, the screen to wait for by class name)
 SHOTS = (
-    ("dashboard", (), None),
-    ("detail", ("up", "enter"), "RequestDetail"),  # the failover is one line above the newest request
-    ("keys", ("k",), "KeyEntry"),
-    ("help", ("question_mark",), "HelpScreen"),
+    ("dashboard", WIDE, (), None),
+    ("narrow", NARROW, (), None),
+    ("detail", WIDE, ("up", "enter"), "RequestDetail"),  # the failover is one line above the newest request
+    ("provider", WIDE, ("tab", "enter"), "ProviderDetail"),  # swiftai, cooling, is the first row
+    ("sessions", WIDE, ("v",), "SessionsScreen"),
+    ("keys", WIDE, ("k",), "KeyEntry"),
+    ("help", WIDE, ("question_mark",), "HelpScreen"),
 )
 
 
-async def render_svg(keys: tuple[str, ...], screen: str | None, target: Path) -> None:
+async def render_svg(size: tuple[int, int], keys: tuple[str, ...], screen: str | None, target: Path) -> None:
     from textual.events import Paste
     from textual.widgets import Input
 
@@ -37,7 +41,7 @@ async def render_svg(keys: tuple[str, ...], screen: str | None, target: Path) ->
 
     scenic = build_app()
     app = scenic.app
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         await play_failover_scene(scenic, pilot)
         await pilot.press(*keys)
         if screen is not None:
@@ -70,9 +74,9 @@ def main() -> int:
         # Isolated from the host: no user config, history or keyring lookups reach the real home.
         for name in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
             os.environ[name] = str(Path(scratch) / name.lower())
-        for name, keys, screen in SHOTS:
+        for name, size, keys, screen in SHOTS:
             svg = Path(scratch) / f"{name}.svg"
-            asyncio.run(render_svg(keys, screen, svg))
+            asyncio.run(render_svg(size, keys, screen, svg))
             to_png(svg, OUT / f"{name}.png")
             print(f"wrote {OUT / name}.png")
     return 0

@@ -390,7 +390,7 @@ async def test_keys_table_remaps_a_binding_and_its_old_key_does_nothing(first) -
         assert "x Strategy" in footer and "s Strategy" not in footer
 
 
-@pytest.mark.parametrize("key", ["q", "ctrl+q"])
+@pytest.mark.parametrize("key", ["q", "ctrl+q", "ctrl+c"])
 async def test_quit_drains_the_request_in_flight_exits_0_and_frees_the_port(first, key: str) -> None:
     first.scenario, first.slow_seconds = "slow_first_byte", 0.3
     async with dashboard([anthropic_provider("first", first.url)]) as (app, pilot):

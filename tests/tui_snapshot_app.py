@@ -20,6 +20,7 @@ from textual.pilot import Pilot
 from ccm_tui.config import AlertSettings, ProviderSettings, Settings
 from ccm_tui.core.contract import Variant
 from ccm_tui.core.events import AttemptRecord, Event, ProviderChange, ProviderChanged, RequestFinished, Usage
+from ccm_tui.core.hints import ClientHints, RequestClass
 from ccm_tui.core.states import AttemptOutcome, ProviderState
 from ccm_tui.proxy.server import bind_socket
 from ccm_tui.routing.limits import QuotaSnapshot, QuotaWindow
@@ -129,6 +130,7 @@ def _request(
     *,
     stream: bool = True,
     failed: tuple[AttemptRecord, ...] = (),
+    hints: ClientHints | None = None,
 ) -> RequestFinished:
     provider, model = served
     started = at + sum(a.duration for a in failed)
@@ -146,10 +148,15 @@ def _request(
         ttfb=ttfb,
         duration=duration,
         headers_of_note=(("request-id", f"req_upstream_{number:04d}"),),
+        hints=hints or MAIN,
     )
 
 
 SONNET, HAIKU, OPUS = "claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-6"
+SESSION, OTHER_SESSION = "5f1c2e9a-8d3b-4c71-9a0e-2b6f4d1c7e30", "a93d0b17-2c4e-4f8a-b5d6-7e1f3a9c0b42"
+MAIN = ClientHints(SESSION, request_class=RequestClass.MAIN)
+EXPLORE = ClientHints(SESSION, "agent-3e7a91", None, RequestClass.SUBAGENT, "Explore")
+OTHER = ClientHints(OTHER_SESSION, request_class=RequestClass.MAIN)
 SWIFT_SONNET, SWIFT_HAIKU = ("swiftai", SONNET), ("swiftai", HAIKU)
 BIG_PRO, BIG_ULTRA = ("bigspender", "bigspender-pro"), ("bigspender", "bigspender-ultra")
 SLOW_MINI = ("slowpoke", "slowpoke-mini")
@@ -162,18 +169,18 @@ def scene_requests() -> list[RequestFinished]:
     now_429 = _rate_limited("swiftai", SONNET, NOW - 7, 30.0)
     return [
         _request(1, t + 12, SONNET, SWIFT_SONNET, 0.182, 3.9, u(1240, 412, 0, 17184), 0.0044),
-        _request(2, t + 31, HAIKU, SWIFT_HAIKU, 0.094, 0.61, u(820, 64), 0.0009, stream=False),
+        _request(2, t + 31, HAIKU, SWIFT_HAIKU, 0.094, 0.61, u(820, 64), 0.0009, stream=False, hints=EXPLORE),
         _request(3, t + 62, SONNET, SWIFT_SONNET, 0.201, 6.2, u(2210, 955, 3300, 17184), 0.0116),
         _request(4, t + 100, OPUS, BIG_ULTRA, 0.412, 9.8, u(21400, 1280), 0.4170),
-        _request(5, t + 135, HAIKU, SWIFT_HAIKU, 0.088, 0.55, u(760, 48), 0.0008, stream=False),
+        _request(5, t + 135, HAIKU, SWIFT_HAIKU, 0.088, 0.55, u(760, 48), 0.0008, stream=False, hints=EXPLORE),
         _request(6, t + 178, SONNET, SWIFT_SONNET, 0.176, 4.4, u(1980, 640, 0, 20484), 0.0058),
         _request(7, t + 212, SONNET, BIG_PRO, 0.388, 5.1, u(22464, 702), 0.3896, failed=(early_429,)),
         _request(8, t + 260, HAIKU, SWIFT_HAIKU, 0.091, 0.7, u(905, 77), 0.0010, stream=False),
-        _request(9, t + 305, OPUS, BIG_ULTRA, 0.455, 12.6, u(24810, 1733), 0.5022),
+        _request(9, t + 305, OPUS, BIG_ULTRA, 0.455, 12.6, u(24810, 1733), 0.5022, hints=OTHER),
         _request(10, t + 350, SONNET, SWIFT_SONNET, 0.169, 3.1, u(2405, 388, 0, 22464), 0.0052),
         _request(11, t + 410, SONNET, SWIFT_SONNET, 0.190, 5.7, u(1102, 811, 2890, 22464), 0.0083),
         _request(12, NOW - 7, SONNET, BIG_PRO, 0.402, 4.9, u(26456, 590), 0.4411, failed=(now_429,)),
-        _request(13, NOW - 2, HAIKU, SLOW_MINI, 0.871, 1.4, u(930, 52), 0.0036, stream=False),
+        _request(13, NOW - 2, HAIKU, SLOW_MINI, 0.871, 1.4, u(930, 52), 0.0036, stream=False, hints=OTHER),
     ]
 
 

@@ -209,6 +209,19 @@ class BudgetChanged:
     at: float = field(default_factory=time.time)
 
 
+@dataclass(frozen=True)
+class RequestRejected:
+    """The proxy answered a request itself with a 4xx before routing it (malformed body, wrong key, unknown
+    path, a Host/Origin the guard refuses): no provider was tried, so no RequestFinished follows."""
+
+    request_id: str
+    method: str
+    path: str  # without the query string
+    status: int
+    message: str  # the error message the client got (the proxy's own words, never a key)
+    at: float = field(default_factory=time.time)
+
+
 Event = (
     RequestStarted
     | AttemptFailed
@@ -220,6 +233,7 @@ Event = (
     | HistoryRecovered
     | SteppedOff
     | BudgetChanged
+    | RequestRejected
 )
 Subscriber = Callable[[Event], None]
 

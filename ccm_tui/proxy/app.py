@@ -18,6 +18,7 @@ from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ccm_tui.core.contract import ProxyRequest
+from ccm_tui.core.events import RequestRejected
 from ccm_tui.core.hints import hints_from_headers
 from ccm_tui.models import tier_for_model
 from ccm_tui.proxy.errors import error_body
@@ -55,9 +56,19 @@ def create_app(
     guard: GuardPolicy | None = None,
 ) -> Quart:
     app = Quart("ccm_tui")
+
+    def rejected(method: str, path: str, status: int, message: str, request_id: str) -> None:
+        """Requests the proxy answers itself never reach the engine: publish them so the TUI and `serve`'s log
+        show them too."""
+        engine.bus.publish(RequestRejected(request_id, method, path, status, message))
+
+    def refuse(status: int, message: str, request_id: str) -> Response:
+        rejected(request.method, request.path, status, message, request_id)
+        return _error(status, message, request_id)
+
     # Quart's documented way to add ASGI middleware is to replace `asgi_app`; its hypercorn-typed scopes are
     # plain mappings to the guard.
-    guarded = RequestGuard(cast(AsgiApp, app.asgi_app), guard or GuardPolicy(), new_request_id)
+    guarded = RequestGuard(cast(AsgiApp, app.asgi_app), guard or GuardPolicy(), new_request_id, rejected)
     app.asgi_app = guarded  # type: ignore[method-assign,assignment]
     # Streams of thinking models run for many minutes; Quart's default 60 s would cut them silently.
     app.config["RESPONSE_TIMEOUT"] = None
@@ -78,7 +89,7 @@ def create_app(
     async def require_proxy_key() -> Response | None:
         if (request.path == "/" and request.method in ("GET", "HEAD")) or authorised():
             return None
-        return _error(401, "Invalid or missing API key for this ccm-tui proxy (x-api-key or Bearer).", new_request_id())
+        return refuse(401, "Invalid or missing API key for this ccm-tui proxy (x-api-key or Bearer).", new_request_id())
 
     async def read_request(require_max_tokens: bool) -> ProxyRequest | Response:
         request_id = new_request_id()
@@ -86,10 +97,10 @@ def create_app(
         assert isinstance(raw, bytes)
         body = parse_body(raw)
         if isinstance(body, Invalid):
-            return _error(body.status, body.message, request_id)
+            return refuse(body.status, body.message, request_id)
         problem = validate_messages_request(body, require_max_tokens=require_max_tokens)
         if problem is not None:
-            return _error(problem.status, problem.message, request_id)
+            return refuse(problem.status, problem.message, request_id)
         betas = tuple(beta.strip() for beta in request.headers.get("anthropic-beta", "").split(",") if beta.strip())
         model = body["model"]
         return ProxyRequest(
@@ -148,7 +159,7 @@ def create_app(
         for info in model_infos(engine.view()):
             if info["id"] == model_id:
                 return _json(200, orjson.dumps(info), request_id)
-        return _error(404, f"model: {shown(model_id)} is not served by any enabled provider.", request_id)
+        return refuse(404, f"model: {shown(model_id)} is not served by any enabled provider.", request_id)
 
     @app.get("/health")
     async def health() -> Response:
@@ -157,7 +168,7 @@ def create_app(
     @app.get("/metrics")
     async def metrics() -> Response:
         if metrics_render is None:
-            return _error(404, "metrics are not enabled", new_request_id())
+            return refuse(404, "metrics are not enabled", new_request_id())
         body, content_type = metrics_render()
         return Response(body, status=200, content_type=content_type)
 
@@ -177,6 +188,8 @@ def create_app(
             message = f"Method {shown(request.method)} is not allowed on {shown(request.path)}."
         else:
             message = error.description or error.name
+        if status < 500:
+            return refuse(status, message, new_request_id())
         return _error(status, message, new_request_id())
 
     @app.errorhandler(Exception)

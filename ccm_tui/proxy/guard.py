@@ -122,10 +122,17 @@ def header_size_refusal(headers: Iterable[tuple[bytes, bytes]]) -> Refusal | Non
 class RequestGuard:
     """Wraps the Quart ASGI app: refuses what the policy forbids, answers allowed CORS preflights itself."""
 
-    def __init__(self, app: AsgiApp, policy: GuardPolicy, new_request_id: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        app: AsgiApp,
+        policy: GuardPolicy,
+        new_request_id: Callable[[], str],
+        on_refusal: Callable[[str, str, int, str, str], None] | None = None,
+    ) -> None:
         self.app = app
         self.policy = policy
         self.new_request_id = new_request_id
+        self.on_refusal = on_refusal  # (method, path, status, message, request id): the proxy publishes it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -137,10 +144,12 @@ class RequestGuard:
             log.warning("request guard could not read the request headers", exc_info=True)
             decision = Refusal(400, "The request headers could not be read."), {}, None
         refusal, headers, origin = decision
-        if refusal is not None:
-            await self._refuse(send, refusal)
-            return
         method = str(scope.get("method", "GET"))
+        if refusal is not None:
+            request_id = await self._refuse(send, refusal)
+            if self.on_refusal is not None:
+                self.on_refusal(method, str(scope.get("path", "")), refusal.status, refusal.message, request_id)
+            return
         if origin is None:
             await self.app(scope, receive, send)
             return
@@ -178,7 +187,7 @@ class RequestGuard:
         )
         return refusal, headers, origin
 
-    async def _refuse(self, send: Send, refusal: Refusal) -> None:
+    async def _refuse(self, send: Send, refusal: Refusal) -> str:
         request_id = self.new_request_id()
         body = error_body(refusal.status, refusal.message, request_id)
         headers = [
@@ -188,6 +197,7 @@ class RequestGuard:
         ]
         await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        return request_id
 
     async def _preflight(self, send: Send, cors: list[tuple[bytes, bytes]], requested: str | None) -> None:
         headers = [

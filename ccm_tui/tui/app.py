@@ -5,7 +5,9 @@ switches (a busy port fails cleanly); on mount the app starts the service (keys,
 the loop, then hypercorn as a task of the running App). Bus events are buffered (stamped with the app
 clock) and drawn every 100 ms; panels refresh in place once a second. Quitting (q, ctrl+q, SIGTERM,
 SIGHUP) stops accepting, drains in-flight streams, closes clients and flushes history; any other exit (an
-error, a test harness) does the same on unmount.
+error, a test harness) does the same on unmount, and so does the terminal going away (tui/terminal.py).
+
+The layout follows the terminal size (tui/layout.py): CSS classes on the dashboard switch the breakpoints.
 
 Everything on screen that depends on the time reads `clock` (default time.time), so tests and screenshots
 can pin it.
@@ -20,13 +22,15 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
+from textual.driver import Driver
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Static
+from textual.widgets import DataTable, Footer, Static
 
 from ccm_tui.config import Settings
 from ccm_tui.core.events import (
@@ -34,24 +38,31 @@ from ccm_tui.core.events import (
     ProviderChange,
     ProviderChanged,
     RequestFinished,
+    RequestRejected,
     RequestStarted,
     RoutingChanged,
     SpendAlert,
 )
 from ccm_tui.core.scrub import ScrubbingFilter, remember_secret
-from ccm_tui.format import countdown, usd
+from ccm_tui.format import LAUNCH_COMMAND, claude_environment, countdown, upstream_endpoint, usd
 from ccm_tui.proxy.server import BindError
 from ccm_tui.runtime import Runtime, StartupError
-from ccm_tui.service import Service, bind
+from ccm_tui.service import Service, bind, instance_path
 from ccm_tui.tui.commands import COMMANDS, bindings
 from ccm_tui.tui.keymap import keymap
+from ccm_tui.tui.layout import Layout, Width, layout_for
 from ccm_tui.tui.logs import TuiLogHandler, configure_file_logging
+from ccm_tui.tui.recent_errors import RecentErrors
 from ccm_tui.tui.screens.detail import RequestDetail
 from ccm_tui.tui.screens.help import HelpScreen
 from ccm_tui.tui.screens.keys import KeyEntry, KeyResult
+from ccm_tui.tui.screens.provider import ProviderDetail, provider_renderable
+from ccm_tui.tui.screens.sessions import SessionsScreen
+from ccm_tui.tui.sessions import SessionBook, in_session, short_id
 from ccm_tui.tui.widgets.header import Status, StatusBar
+from ccm_tui.tui.widgets.lines import notice_message, notice_text, rejected_text, request_text, stamp
 from ccm_tui.tui.widgets.providers import ProvidersPanel
-from ccm_tui.tui.widgets.requests import RequestLog, notice_text, request_text
+from ccm_tui.tui.widgets.requests import Entry, RequestLog
 from ccm_tui.tui.widgets.spend import SpendPanel
 
 log = logging.getLogger(__name__)
@@ -64,7 +75,7 @@ PANEL_SECONDS = 1.0
 
 
 class CcmApp(App[int]):
-    CSS_PATH = "ccm.tcss"
+    CSS_PATH = Path(__file__).parent / "ccm.tcss"  # absolute: subclasses (tests) live elsewhere
     TITLE = "ccm-tui"
     BINDINGS = [*bindings()]  # a fresh list of the wider type App declares (lists are invariant)
 
@@ -79,10 +90,11 @@ class CcmApp(App[int]):
         environ: dict[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         display_url: str | None = None,
+        state_file: Path | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
-        self.service = Service(settings, sock, demo=demo, environ=environ, clock=clock)
+        self.service = Service(settings, sock, demo=demo, environ=environ, clock=clock, state_file=state_file)
         self.base_url = self.service.base_url
         # What the screen tells users to point Claude Code at; only screenshots pin it to a fixed port.
         self.display_url = display_url or self.base_url
@@ -95,6 +107,22 @@ class CcmApp(App[int]):
         self.requests_today = 0
         self._pending: list[tuple[float, Event | Notice]] = []  # (when, what), drawn by _draw_pending
         self._log_handler: TuiLogHandler | None = None
+        self.sessions = SessionBook()
+        self.recent_errors = RecentErrors()
+        self.endpoints: dict[str, str] = {}  # provider -> host:port, to name where a failure happened
+        self.layout: Layout | None = None
+        self.spend_shown: bool | None = None  # the user's choice (g); None = the layout's default
+        self._was_paused = False
+
+    def get_driver_class(self) -> type[Driver]:
+        driver = super().get_driver_class()
+        from textual.drivers.linux_driver import LinuxDriver
+
+        if issubclass(driver, LinuxDriver):  # not Windows, not a web or headless run
+            from ccm_tui.tui.terminal import HangupSafeDriver
+
+            return HangupSafeDriver
+        return driver
 
     # --- lifecycle -------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -104,7 +132,7 @@ class CcmApp(App[int]):
 
     async def on_mount(self) -> None:
         self.set_keymap(keymap(self.settings))  # [keys]; cli.py has already reported any problem in it
-        # SIGINT stays Textual's (ctrl+c is a key here); q and ctrl+q quit the same way as these.
+        # SIGINT stays Textual's (ctrl+c is a key here and quits like q); q, ctrl+q and ctrl+c quit as these do.
         self.service.stop_on_signals(
             (signal.SIGTERM, signal.SIGHUP), lambda: self.run_worker(self.action_quit(), exclusive=True)
         )
@@ -114,11 +142,13 @@ class CcmApp(App[int]):
         runtime = await self.service.start()
         self.runtime = runtime
         self.requests_today = runtime.requests_before_start
+        self.endpoints = {p.name: where for p in runtime.settings.providers if (where := upstream_endpoint(p))}
         runtime.bus.subscribe(self._on_event)
         await self.query_one("#starting").remove()
         await self.mount(self._dashboard(runtime), before=self.query_one(Footer))
+        self.apply_layout(self.size.width, self.size.height)
         if runtime.recent_before_start:  # where the last session left off (from history)
-            self.query_one(RequestLog).append([(request_text(e), e) for e in runtime.recent_before_start])
+            self.query_one(RequestLog).append([self._request_entry(e) for e in runtime.recent_before_start])
             self._notice("ok", f"{len(runtime.recent_before_start)} earlier requests loaded from history")
         if self.demo and self.synthetic_client:
             self.service.start_synthetic_client()
@@ -138,7 +168,7 @@ class CcmApp(App[int]):
         from textual.widgets import Button, Input, Label
 
         samples = (HelpScreen(self.display_url), VerticalScroll(), Input(), Button(), Label())
-        unconstructed: tuple[type[ModalScreen[Any]], ...] = (RequestDetail, KeyEntry)
+        unconstructed: tuple[type[ModalScreen[Any]], ...] = (RequestDetail, KeyEntry, ProviderDetail, SessionsScreen)
         for node in (*samples, *(cls.__new__(cls) for cls in unconstructed)):
             for read_from, css, tie_breaker, scope in node._get_default_css():
                 self.stylesheet.add_source(
@@ -151,16 +181,39 @@ class CcmApp(App[int]):
         providers = ProvidersPanel(runtime.engine, self.clock, id="providers")
         requests = RequestLog(id="requests")
         spend = SpendPanel(runtime.spend, runtime.engine, self.clock, id="spend")
+        if self.demo:  # simulated providers and money: say so on every panel, not only in the header
+            providers.border_title = "Providers · demo (simulated)"
+            requests.border_title = "Requests · demo"
+            spend.border_title = "Spend · demo, not real money"
         return Vertical(providers, Horizontal(requests, spend, id="main"), id="dashboard")
 
     def _welcome(self) -> str:
+        copy = self._key_for("copy-env")
+        run = f"Run Claude Code through it with `{LAUNCH_COMMAND}` in another pane ({copy} copies the env line)"
         if self.demo:
             why = f" ({self.demo_reason})" if self.demo_reason else ""
-            return (
-                f"Demo mode{why}: three simulated providers and a synthetic client. "
-                f"Point Claude Code here too: ANTHROPIC_BASE_URL={self.display_url} claude"
-            )
-        return f"Listening. Point Claude Code here: ANTHROPIC_BASE_URL={self.display_url} claude"
+            return f"Demo mode{why}: three simulated providers and a synthetic client. {run}."
+        return f"Listening on {self.display_url}. {run}."
+
+    # --- layout ----------------------------------------------------------------------------------------------
+    def on_resize(self, event: events.Resize) -> None:
+        self.apply_layout(event.size.width, event.size.height)
+
+    def apply_layout(self, columns: int, rows: int) -> None:
+        """Switch the dashboard's breakpoint classes (tui/layout.py) for a terminal of this size."""
+        layout = layout_for(columns, rows)
+        self.layout = layout
+        for bar in self.query(StatusBar):
+            bar.set_class(layout.tiny, "one-line")
+        dashboard = self.query("#dashboard")
+        if not dashboard:
+            return
+        board = dashboard.first()
+        for width in Width:
+            board.set_class(layout.width is width, width.value)
+        board.set_class(layout.short, "short")
+        shown = layout.spend_by_default if self.spend_shown is None else self.spend_shown
+        board.set_class(not shown, "spend-hidden")
 
     async def action_quit(self) -> None:
         if self.service.stopping.is_set():
@@ -201,19 +254,38 @@ class CcmApp(App[int]):
             # makes keys in the modal lag under load. Hold the lines and draw them when it closes.
             return
         pending, self._pending[:] = list(self._pending), []
-        lines: list[tuple[Text, RequestFinished | None]] = []
+        lines: list[Entry] = []
         for at, item in pending:
             if isinstance(item, RequestFinished):
                 self.requests_today += 1
-                lines.append((request_text(item), item))
+                self.sessions.add(item)
+                self.recent_errors.add(item)
+                lines.append(self._request_entry(item))
+            elif isinstance(item, RequestRejected):
+                lines.append(Entry(rejected_text(item)))
             elif isinstance(item, tuple):
                 style = {"ok": "green", "warning": "yellow", "error": "bold red"}.get(item[0], "yellow")
-                lines.append((notice_text(item[1], style, at), None))
+                lines.append(notice_entry(item[1], style, at))
             elif not isinstance(item, RequestStarted):
-                notice = describe(item, at)
+                if isinstance(item, SpendAlert):
+                    self._alert(item)
+                notice = describe(item, at, self._was_paused, self.endpoints)
+                if isinstance(item, RoutingChanged):
+                    self._was_paused = item.paused
                 if notice:
-                    lines.append((notice_text(*notice, at), None))
+                    lines.append(notice_entry(*notice, at))
         self.query_one(RequestLog).append(lines)
+
+    def _request_entry(self, event: RequestFinished) -> Entry:
+        full = request_text(event, endpoints=self.endpoints)
+        return Entry(full, event, request_text(event, compact=True, endpoints=self.endpoints))
+
+    def _alert(self, alert: SpendAlert) -> None:
+        """A crossing gets attention: a toast and the terminal bell (SpendTracker publishes once per crossing)."""
+        window = {"hour": "hourly", "day": "daily"}.get(alert.window, alert.window)
+        message = f"{window.capitalize()} spend {usd(alert.spent_usd)} crossed the {usd(alert.threshold_usd)} alert."
+        self.notify(message, title="Spend alert", severity="error", timeout=15)
+        self.bell()
 
     def refresh_panels(self) -> None:
         """Redraw the status bar, providers and spend now (a timer also does it once a second)."""
@@ -230,6 +302,8 @@ class CcmApp(App[int]):
                 runtime.spend.spent_today(),
                 view.in_flight,
                 self.demo,
+                self.settings.server.auth_key_env,
+                self._key_for("copy-env"),
             )
         )
         self.query_one(ProvidersPanel).refresh_rows()
@@ -287,13 +361,74 @@ class CcmApp(App[int]):
         self.query_one(RequestLog).open_selected()
 
     def on_request_log_selected(self, message: RequestLog.Selected) -> None:
-        self.push_screen(RequestDetail(message.request))
+        self.push_screen(RequestDetail(message.request, self.endpoints))
+
+    def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
+        if isinstance(message.data_table, ProvidersPanel) and message.row_key.value is not None:
+            self.open_provider(str(message.row_key.value))
+
+    def open_provider(self, name: str) -> None:
+        runtime = self.runtime
+        if runtime is None:
+            return
+        settings = next(p for p in runtime.settings.providers if p.name == name)
+
+        def render() -> Any:
+            view = runtime.engine.provider_view(name)
+            source = runtime.key_sources.get(name, "none")
+            return provider_renderable(view, settings, source, self.recent_errors.of(name), self.clock(), self.demo)
+
+        def retry() -> None:
+            runtime.engine.retry_now(name)
+            self.notify(f"{name}: cool-down ended; the next request tries it first.", timeout=4)
+            self.refresh_panels()
+
+        self.push_screen(ProviderDetail(name, render, retry))
+
+    def action_sessions(self) -> None:
+        self.push_screen(SessionsScreen(self.sessions, self.clock, self.demo), self._session_chosen)
+
+    def _session_chosen(self, session_id: str | None) -> None:
+        if session_id is None:
+            return
+        log = self.query_one(RequestLog)
+        label = f"session {short_id(session_id)} · esc: all"
+        log.set_filter(lambda line: in_session(line.request, session_id), label)
+        log.focus()
+
+    def action_clear_filter(self) -> None:
+        log = self.query_one(RequestLog)
+        if log.filter_label:
+            log.set_filter(None)
+
+    def action_copy_env(self) -> None:
+        line = claude_environment(self.display_url, self.settings.server.auth_key_env)
+        self.copy_to_clipboard(line)
+        self.notify(f"Copied: {line}", title="Clipboard (OSC 52)", timeout=6)
+
+    def action_toggle_spend(self) -> None:
+        layout = self.layout or layout_for(self.size.width, self.size.height)
+        current = layout.spend_by_default if self.spend_shown is None else self.spend_shown
+        self.spend_shown = not current
+        self.apply_layout(self.size.width, self.size.height)
+
+    def _key_for(self, binding_id: str) -> str:
+        """The key a binding has now (a `[keys]` remap included)."""
+        keys = self.settings.keys.get(binding_id)
+        if keys:
+            return keys[0]
+        return next((c.keys.split(",")[0] for c in COMMANDS if c.id == binding_id), "")
+
+    def terminal_gone(self) -> None:
+        """The terminal went away (pane or SSH session closed): drain, flush and exit as q would."""
+        log.info("the terminal went away: stopping")
+        self.run_worker(self.action_quit(), exclusive=True)
 
     def action_follow(self) -> None:
         self.query_one(RequestLog).follow()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.display_url))
+        self.push_screen(HelpScreen(self.display_url, self.settings.server.auth_key_env))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -318,20 +453,34 @@ CHANGE_WORDS = {
 }
 
 
-def describe(event: Event, now: float) -> tuple[str, str] | None:
-    """A notice line for state changes worth seeing in the stream (message, style); countdowns from `now`."""
+def notice_entry(message: str, style: str, at: float) -> Entry:
+    """A notice for the stream: wrapped under its stamp when the pane is narrower than the message."""
+    return Entry(notice_text(message, style, at), stamp=stamp(at), message=notice_message(message, style))
+
+
+def describe(
+    event: Event, now: float, was_paused: bool = False, endpoints: dict[str, str] | None = None
+) -> tuple[str, str] | None:
+    """A notice line for state changes worth seeing in the stream (message, style); countdowns from `now`,
+    `was_paused` tells a resume from a strategy change, `endpoints` names where a failing provider lives."""
     if isinstance(event, ProviderChanged):
         target = event.provider + (f" [{event.variant}]" if event.variant and "/" not in event.variant else "")
         change = event.change
+        where = (endpoints or {}).get(event.provider)
+        cause = f"{event.reason} ({where})" if where else event.reason
         if change is ProviderChange.COOLING:
-            return f"{target} cooling down {countdown(event.until, now)}: {event.reason}", "yellow"
+            return f"{target} cooling down {countdown(event.until, now)}: {cause}", "yellow"
         if change is ProviderChange.DISABLED:
-            return f"{target} disabled {countdown(event.until, now)}: {event.reason}", "bold red"
+            return f"{target} disabled {countdown(event.until, now)}: {cause}", "bold red"
         if change is ProviderChange.OFF:
             return f"{event.provider} switched off", "dim"
         return f"{target} {CHANGE_WORDS[change]}", "green"
     if isinstance(event, RoutingChanged):
-        return f"strategy {event.strategy}" + ("; proxy PAUSED" if event.paused else ""), "cyan"
+        if event.paused and not was_paused:
+            return "proxy PAUSED: new requests get 529 overloaded until you resume (p)", "bold red"
+        if was_paused and not event.paused:
+            return "proxy resumed: serving requests again", "green"
+        return f"strategy {event.strategy}", "cyan"
     if isinstance(event, SpendAlert):
         label = {"hour": "hourly", "day": "daily"}.get(event.window, event.window)
         return f"{label} spend {usd(event.spent_usd)} crossed the {usd(event.threshold_usd)} alert", "bold red"
@@ -348,7 +497,7 @@ def run_tui(settings: Settings, demo: bool = False) -> int:
     except (BindError, StartupError) as exc:
         print(f"ccm-tui: {exc}", file=sys.stderr)
         return 2
-    app = CcmApp(settings, sock, demo=demo, demo_reason=demo_reason)
+    app = CcmApp(settings, sock, demo=demo, demo_reason=demo_reason, state_file=instance_path())
     started = time.monotonic()
     code = app.run()
     if app.return_code not in (None, 0):

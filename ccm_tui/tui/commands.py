@@ -52,8 +52,40 @@ COMMANDS: tuple[Command, ...] = (
         "enter",
         "request_detail",
         "Detail",
-        "Show the selected request: attempts, failovers, usage, cost, upstream ids.",
+        "Show the selected request (attempts, failovers, causes, usage, cost, upstream ids), or, on a provider "
+        "row, the provider (models and variants, recent errors, quota, key source, retry now).",
         show=False,
+    ),
+    Command(
+        "sessions",
+        "v",
+        "sessions",
+        "Sessions",
+        "Claude Code sessions and their subagents: spend, tokens, requests, failovers, providers, last "
+        "activity. Enter there filters the request stream by that session.",
+    ),
+    Command(
+        "clear-filter",
+        "escape",
+        "clear_filter",
+        "All requests",
+        "Show every request again after filtering the stream by a session.",
+        show=False,
+    ),
+    Command(
+        "copy-env",
+        "c",
+        "copy_env",
+        "Copy env",
+        "Copy the environment line that points Claude Code here to the clipboard (OSC 52: works over SSH "
+        "and tmux). Or run Claude Code with `ccm-tui claude`.",
+    ),
+    Command(
+        "spend-panel",
+        "g",
+        "toggle_spend",
+        "Spend",
+        "Show or hide the spend panel (hidden by default under 100 columns).",
     ),
     Command(
         "focus-next",
@@ -65,7 +97,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("follow", "end", "follow", "Follow", "Jump to the newest request and follow the stream.", show=False),
     Command("help", "question_mark", "help", "Help", "Show every key and what it does."),
-    Command("quit", "q,ctrl+q", "quit", "Quit", "Drain in-flight streams, stop the proxy and exit."),
+    Command("quit", "q,ctrl+q,ctrl+c", "quit", "Quit", "Drain in-flight streams, stop the proxy and exit."),
 )
 
 
@@ -78,7 +110,7 @@ def bindings() -> list[Binding]:
                 for n in range(1, 10)
             )
             continue
-        display = {"question_mark": "?", "q,ctrl+q": "q"}.get(command.keys)
+        display = {"question_mark": "?", "q,ctrl+q,ctrl+c": "q", "escape": "esc"}.get(command.keys)
         result.append(
             Binding(command.keys, command.action, command.title, show=command.show, id=command.id, key_display=display)
         )
@@ -86,6 +118,6 @@ def bindings() -> list[Binding]:
 
 
 def key_label(command: Command) -> str:
-    return {"question_mark": "?", "q,ctrl+q": "q / ctrl+q", "1,2,3,4,5,6,7,8,9": "1 .. 9"}.get(
+    return {"question_mark": "?", "q,ctrl+q,ctrl+c": "q / ctrl+c", "1,2,3,4,5,6,7,8,9": "1 .. 9", "escape": "esc"}.get(
         command.keys, command.keys
     )

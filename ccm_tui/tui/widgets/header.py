@@ -1,4 +1,9 @@
-"""The status line at the top: where to point Claude Code, strategy, today's requests and spend."""
+"""The two header lines: the status (demo, where the proxy listens, strategy, pause, today's requests and spend,
+requests in flight) and how to run Claude Code through it.
+
+The status line is laid out from the most to the least verbose form and the first that fits is shown, so
+spend and in-flight survive down to 60 columns; labels and the URL's scheme go first.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
-from ccm_tui.format import usd
+from ccm_tui.format import LAUNCH_COMMAND, claude_command_line, usd
 
 
 @dataclass(frozen=True)
@@ -19,31 +24,64 @@ class Status:
     spend_today: float
     in_flight: int
     demo: bool
+    auth_key_env: str | None = None  # the proxy key's variable, named in the command line (never its value)
+    copy_key: str = "c"  # the key that copies the environment line
 
 
-def status_text(status: Status, with_name: bool = True) -> Text:
+def status_text(status: Status, verbosity: int = 0) -> Text:
+    """The status line; each step of `verbosity` (0 = everything) drops or shortens one part."""
     text = Text()
-    if with_name:
+    gap = "  " if verbosity < 3 else " "
+    if verbosity == 0:
         text.append("ccm-tui ", style="bold")
     if status.demo:
         text.append(" DEMO ", style="bold black on yellow")
-        text.append(" ")
-    text.append("ANTHROPIC_BASE_URL=", style="dim")
-    text.append(status.base_url, style="bold cyan")
-    text.append("  strategy ", style="dim")
+        text.append(gap)
+    if verbosity < 2:
+        text.append("ANTHROPIC_BASE_URL=", style="dim")
+    url = status.base_url if verbosity < 3 else status.base_url.removeprefix("http://")
+    if verbosity < 4:
+        text.append(url, style="bold cyan")
+        text.append(gap)
+    if verbosity < 3:
+        text.append("strategy ", style="dim")
     text.append(status.strategy, style="bold")
     if status.paused:
-        text.append("  PAUSED ", style="bold white on red")
-    text.append("  today ", style="dim")
-    text.append(f"{status.requests_today} req {usd(status.spend_today)}", style="bold")
-    text.append("  in flight ", style="dim")
-    text.append(str(status.in_flight))
+        text.append(gap)
+        text.append(" PAUSED ", style="bold white on red")
+    text.append(gap)
+    if verbosity < 4:
+        text.append("today ", style="dim")
+    text.append(f"{status.requests_today} req ", style="bold")
+    text.append(usd(status.spend_today), style="bold magenta")
+    text.append(gap)
+    if verbosity < 3:
+        text.append("in flight ", style="dim")
+        text.append(str(status.in_flight), style="bold")
+    else:
+        text.append(f"{status.in_flight} in flight", style="bold")
+    return text
+
+
+def command_text(status: Status, width: int) -> Text:
+    """How to run Claude Code here: the launcher, the copy key, then the environment line when it fits."""
+    text = Text()
+    text.append("Claude Code: ", style="dim")
+    text.append(LAUNCH_COMMAND, style="bold green")
+    text.append("  ·  ", style="dim")
+    text.append(status.copy_key, style="bold")
+    text.append(" copies the env", style="dim")
+    line = claude_command_line(status.base_url, status.auth_key_env)
+    if text.cell_len + 6 + len(line) <= width:
+        text.append(":  ", style="dim")
+        text.append(line)
     return text
 
 
 class StatusBar(Static):
     DEFAULT_CSS = """
-    StatusBar { height: 1; background: $primary-background; color: $text; padding: 0 1; }
+    StatusBar { height: 2; background: $primary-background; color: $text; padding: 0 1; }
+    StatusBar.one-line { height: 1; }
     """
 
     status: Status | None = None
@@ -58,7 +96,13 @@ class StatusBar(Static):
     def _draw(self) -> None:
         if self.status is None:
             return
+        width = self.content_region.width
         text = status_text(self.status)
-        if text.cell_len > self.content_region.width:  # narrow terminal: the name is the first thing to go
-            text = status_text(self.status, with_name=False)
+        for verbosity in range(1, 5):
+            if text.cell_len <= width:
+                break
+            text = status_text(self.status, verbosity)
+        if not self.has_class("one-line"):
+            text.append("\n")
+            text.append_text(command_text(self.status, width))
         self.update(text)

@@ -17,6 +17,7 @@ from ccm_tui.routing.engine import Engine
 from ccm_tui.routing.limits import QuotaWindow
 from ccm_tui.routing.views import ProviderView
 
+Columns = tuple[tuple[str, str, int], ...]
 # (label, key, width): fixed widths, because cells change every second and must not be cut or jump.
 WIDE_COLUMNS = (
     ("#", "n", 1),
@@ -34,13 +35,29 @@ NARROW_COLUMNS = (
     ("#", "n", 1),
     ("provider", "name", 12),
     ("on", "on", 2),
-    ("health", "health", 20),
+    ("health", "health", 22),
     ("p50", "p50", 6),
     ("requests left", "rq", 15),
-    ("tokens left", "tq", 19),
+    ("tokens left", "tq", 17),
+)
+# Under ~100 columns: one quota bar (requests), a health column wide enough for the state and its cause.
+COMPACT_COLUMNS = (
+    ("#", "n", 1),
+    ("provider", "name", 12),
+    ("on", "on", 2),
+    ("health", "health", 26),
+    ("p50", "p50", 6),
+    ("reqs left", "rq", 14),
 )
 CELL_PADDING = 1
-WIDE_FROM = sum(width + 2 * CELL_PADDING for _, _, width in WIDE_COLUMNS)
+
+
+def _row_width(columns: tuple[tuple[str, str, int], ...]) -> int:
+    return sum(width + 2 * CELL_PADDING for _, _, width in columns)
+
+
+WIDE_FROM = _row_width(WIDE_COLUMNS)
+NARROW_FROM = _row_width(NARROW_COLUMNS)
 
 
 HEALTH_STYLES = {
@@ -69,32 +86,43 @@ def quota_bar(window: QuotaWindow | None, now: float, width: int = 8, resets: bo
     return text
 
 
-def provider_cells(view: ProviderView, index: int, now: float, narrow: bool = False) -> dict[str, Text]:
-    """Every cell of one provider's row, by column key (the narrow layout uses a subset)."""
+def health_text(view: ProviderView, now: float, width: int) -> Text:
+    """The state with its countdown, then the cause, cut with an ellipsis at `width` (never mid-countdown)."""
     state = view.state
     label = "no key" if state is ProviderState.NO_KEY else state.value
-    if state is ProviderState.PARTIAL:  # some variants cooling: name them, the others still serve
-        cooling = view.cooling_variants
-        total = len(view.variants)
-        label = f"{cooling[0]} cooling" if len(cooling) == 1 else f"{len(cooling)}/{total} variants cooling"
     if state in WAITING and view.until:
         label += f" {countdown(view.until, now)}"
-    health_text = Text(label, style=HEALTH_STYLES.get(state, ""))
-    if view.reason and state not in (ProviderState.OK, ProviderState.OFF):
-        health_text.append(f" {view.reason}", style="dim")
+    text = Text(label, style=HEALTH_STYLES.get(state, ""))
+    if state is ProviderState.PARTIAL:  # some variants cooling: name them, the others still serve
+        cooling = view.cooling_variants
+        which = cooling[0] if len(cooling) == 1 else f"{len(cooling)} of {len(view.variants)} variants"
+        text.append(f" · {which} cooling", style="yellow")
+    if view.reason and state not in (ProviderState.OK, ProviderState.OFF, ProviderState.NO_KEY):
+        text.append(" · ", style="dim")
+        text.append(view.reason, style="dim")
+    text.truncate(width, overflow="ellipsis")
+    return text
+
+
+def provider_cells(view: ProviderView, index: int, now: float, columns: Columns = WIDE_COLUMNS) -> dict[str, Text]:
+    """Every cell of one provider's row, by column key, sized for `columns`."""
+    widths = {key: width for _, key, width in columns}
     quota = view.quota
     if quota is not None:
-        width, resets = (4, False) if narrow else (8, True)
+        width, resets = (8, True) if columns is WIDE_COLUMNS else (4, False)
         requests = quota_bar(quota.requests, now, width, resets)
         token_bar = quota_bar(quota.tokens, now, width, resets)
     else:  # no rate-limit headers from this upstream: show what we counted ourselves
         requests = Text(f"local {view.local_requests}/min", style="dim")
         token_bar = Text(f"local {tokens(view.local_tokens)}/min", style="dim")
+    for bar, key in ((requests, "rq"), (token_bar, "tq")):
+        if key in widths:
+            bar.truncate(widths[key], overflow="ellipsis")
     return {
         "n": Text(str(index), style="bold"),
-        "name": Text(view.name, style="bold" if view.enabled else "dim"),
+        "name": Text(view.name, style="bold" if view.enabled else "dim", overflow="ellipsis"),
         "on": Text("●", style="green") if view.enabled else Text("○", style="dim"),
-        "health": health_text,
+        "health": health_text(view, now, widths.get("health", 30)),
         "p50": Text(ms(view.latency_p50)),
         "err": Text(f"{view.error_rate:.0%}", style="red" if view.error_rate > 0.2 else ""),
         "reqs": Text(str(view.requests)),
@@ -113,40 +141,42 @@ class ProvidersPanel(DataTable[Text]):
         self.engine = engine
         self.clock = clock  # countdowns and rolling statistics are relative to it
         self.border_title = "Providers"
-        self.narrow: bool | None = None  # which column set is shown; None before the first layout
+        self.columns_shown: Columns | None = None  # None before the first layout
 
     def on_mount(self) -> None:
-        self._build(narrow=False)  # the first resize switches to the narrow layout if needed
+        self._build(WIDE_COLUMNS)  # the first resize switches to a narrower set if needed
 
     def on_resize(self) -> None:
-        narrow = self.scrollable_content_region.width < WIDE_FROM
-        if narrow != self.narrow:
-            self._build(narrow)
+        width = self.scrollable_content_region.width
+        columns = WIDE_COLUMNS if width >= WIDE_FROM else NARROW_COLUMNS if width >= NARROW_FROM else COMPACT_COLUMNS
+        if columns is not self.columns_shown:
+            self._build(columns)
 
-    def _build(self, narrow: bool) -> None:
-        """(Re)create the columns and rows for the narrow or the wide layout, keeping the selected row."""
+    def _build(self, columns: Columns) -> None:
+        """(Re)create the columns and rows for a column set, keeping the selected row."""
         row = self.cursor_row
-        self.narrow = narrow
+        self.columns_shown = columns
         self.clear(columns=True)
-        for label, key, width in self._columns:
+        for label, key, width in columns:
             self.add_column(label, key=key, width=width)
         now = self.clock()
         for index, view in enumerate(self.engine.view().providers, start=1):
-            cells = provider_cells(view, index, now, narrow)
-            self.add_row(*(cells[key] for _, key, _ in self._columns), key=view.name)
+            cells = provider_cells(view, index, now, columns)
+            self.add_row(*(cells[key] for _, key, _ in columns), key=view.name)
         self.move_cursor(row=row)
 
     @property
-    def _columns(self) -> tuple[tuple[str, str, int], ...]:
-        return NARROW_COLUMNS if self.narrow else WIDE_COLUMNS
+    def narrow(self) -> bool:
+        return self.columns_shown is not WIDE_COLUMNS
 
     def refresh_rows(self) -> None:
-        if self.narrow is None:
+        columns = self.columns_shown
+        if columns is None:
             return
         now = self.clock()
         for index, view in enumerate(self.engine.view().providers, start=1):
-            cells = provider_cells(view, index, now, self.narrow)
-            for _, key, _ in self._columns:
+            cells = provider_cells(view, index, now, columns)
+            for _, key, _ in columns:
                 self.update_cell(view.name, key, cells[key])
 
     @property

@@ -1,103 +1,70 @@
 """The live request stream: an append-only line view (Textual's line API), cheap at any request rate.
 
 Each finished request becomes one pre-rendered line; `render_line` only crops and highlights, so the cost
-per frame depends on the screen height, not on how many requests arrived. Narrow panels get a compact line
-(time, status, duration, cost, route) so the route, the part that matters most, is not cut. The newest
-lines are followed until the user moves the cursor; `end` follows again. Enter opens the selected
-request's detail.
+per frame depends on the screen height, not on how many requests arrived. Notices wrap under their time
+stamp; request lines take the compact form in narrow panes (widgets/lines.py). The first row is a sticky
+column header.
+
+Following: the newest lines stay in view until the user moves away — a key, the mouse wheel, the scrollbar
+or a click pauses it ("paused — end to follow" under the panel); `end` (or scrolling back to the bottom with
+the wheel) follows again. Enter, or a double click, opens the selected request's detail. A session filter
+shows only that session's requests.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.theme import Theme
 
 from ccm_tui.core.events import RequestFinished
-from ccm_tui.format import attempt_label, ms, tokens, usd
+from ccm_tui.tui.widgets.lines import COMPACT_BELOW, COMPACT_HEADER, FULL_HEADER, STAMP_CELLS
 
 MAX_LINES = 5000
-COMPACT_BELOW = 96  # content width under which request lines drop mode, ttfb and tokens
+PAUSED = "paused — end to follow"
 _HIGHLIGHT = Style(reverse=True)
+_HEADER = Style(bold=True, dim=True, underline=True)
 
 
 @dataclass(frozen=True)
 class LogLine:
     serial: int
+    text: Text  # a request's full form; a notice's whole text (stamp and message)
+    request: RequestFinished | None = None
+    compact: Text | None = None  # a request's narrow-pane form
+    stamp: Text | None = None  # notices: the stamp the message wraps under
+    message: Text | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the app hands the stream: a line before it has a serial."""
+
     text: Text
     request: RequestFinished | None = None
-    compact: Text | None = None  # the narrow-panel form of a request line
+    compact: Text | None = None
+    stamp: Text | None = None
+    message: Text | None = None
 
 
-def short_model(model: str) -> str:
-    return model.removeprefix("claude-")
-
-
-def _status(event: RequestFinished, text: Text) -> None:
-    if event.ok:
-        text.append(f"{event.status:<4}", style="green")
-    elif event.status == 499:
-        text.append("gone", style="yellow")
-    else:
-        text.append(f"{event.status:<4}", style="bold red")
-
-
-def request_text(event: RequestFinished, compact: bool = False) -> Text:
-    """`time status mode ttfb duration tokens cost  asked -> [failed attempts ->] provider/model`.
-
-    Fixed-width figures first so they line up; the route last, where a failover chain can grow. `compact`
-    keeps time, status, duration, cost and the route (served model left out) for narrow panels.
-    """
-    clock = time.strftime("%H:%M:%S", time.localtime(event.started_at))
-    text = Text(clock + " ", style="dim")
-    _status(event, text)
-    if compact:
-        text.append(f" {ms(event.duration):>6}", style="dim")
-        text.append(f" {usd(event.cost_usd):>7} ", style="magenta")
-    else:
-        text.append(" SSE  " if event.stream else " JSON ", style="dim")
-        text.append(f"{ms(event.ttfb):>6}")
-        text.append(f" {ms(event.duration):>6}", style="dim")
-        usage = event.usage
-        text.append(f" {tokens(usage.total_input_tokens):>6}↑{tokens(usage.output_tokens):>6}↓")
-        text.append(f" {usd(event.cost_usd):>8}  ", style="magenta")
-    text.append(short_model(event.requested_model), style="bold")
-    for attempt in event.attempts:
-        text.append(" → ", style="dim")
-        if attempt.outcome == "ok" or attempt.outcome == "stream_error":
-            text.append(attempt.provider, style="cyan")
-            if not compact:
-                text.append(f"/{attempt.model}", style="dim cyan")
-        else:
-            text.append(attempt_label(attempt), style="yellow")
-    if not event.attempts:
-        text.append(" → -", style="dim")
-    if event.error_type and not event.ok and event.status != 499:
-        text.append(f"  {event.error_type}: {event.error_message or ''}", style="red")
-    return text
-
-
-def notice_text(message: str, style: str, at: float) -> Text:
-    """A state change or log line in the stream, stamped with when it happened (`at`, from the app clock)."""
-    clock = time.strftime("%H:%M:%S", time.localtime(at))
-    text = Text(clock + " ", style="dim")
-    text.append("• " + message, style=style)
-    return text
+Filter = Callable[[LogLine], bool]
 
 
 class RequestLog(ScrollView, can_focus=True):
     DEFAULT_CSS = """
-    RequestLog { height: 1fr; }
+    RequestLog { height: 1fr; overflow-x: hidden; }
     """
     BINDINGS = [
         Binding("up", "cursor(-1)", "Up", show=False),
@@ -119,51 +86,136 @@ class RequestLog(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.lines: deque[LogLine] = deque(maxlen=MAX_LINES)
         self._serial = 0
-        self.cursor: int | None = None  # index into lines; None = follow the newest
-        self._cache: dict[tuple[int, int, bool], Strip] = {}
+        self.rows: list[tuple[LogLine, int]] = []  # what is laid out: (line, which of its wrapped rows)
+        self._parts: dict[int, list[Text]] = {}  # serial -> its rows at `_laid_width`
+        self._laid_width = 0
+        self.cursor: int | None = None  # index into rows; None = nothing selected
+        self.following = True
+        self._filter: Filter | None = None
+        self.filter_label = ""
+        self._cache: dict[tuple[int, int, int, bool], Strip] = {}
         self.border_title = "Requests"
 
+    def on_mount(self) -> None:
+        # Cached strips carry the old theme's background: a theme switch must redraw every line.
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
+        # A scroll_end issued in the same frame as a virtual-size change can land on the old bottom; nothing
+        # would move the view again until the next line, so following re-checks the bottom a few times a second.
+        self.set_interval(0.2, self._keep_following)
+
+    def _keep_following(self) -> None:
+        if self.following and round(self.scroll_offset.y) < self.max_scroll_y:
+            self.scroll_end(animate=False, immediate=True)
+
+    def _theme_changed(self, _theme: Theme) -> None:
+        self._cache.clear()
+        self.refresh()
+
+    @property
+    def _width(self) -> int:
+        """Cells a row may use: the scrollbar's column is not ours."""
+        return self.scrollable_content_region.width
+
     # --- content ---------------------------------------------------------------------------------------------
-    def append(self, lines: list[tuple[Text, RequestFinished | None]]) -> None:
+    def append(self, entries: list[Entry]) -> None:
         """Add a batch of lines (one refresh for the batch)."""
-        if not lines:
+        if not entries:
             return
-        dropped = max(0, len(self.lines) + len(lines) - MAX_LINES)
-        for text, request in lines:
+        for entry in entries:
             self._serial += 1
-            compact = request_text(request, compact=True) if request is not None else None
-            self.lines.append(LogLine(self._serial, text, request, compact))
-        if self.cursor is not None:
-            self.cursor = max(0, self.cursor - dropped)
-        if len(self._cache) > 4 * MAX_LINES:
-            self._cache.clear()
-        self.virtual_size = Size(self.size.width, len(self.lines))
-        if self.cursor is None:
+            line = LogLine(self._serial, entry.text, entry.request, entry.compact, entry.stamp, entry.message)
+            self.lines.append(line)
+            if self._filter is None or self._filter(line):
+                self.rows.extend((line, part) for part in range(len(self._layout(line))))
+        self._drop_old_rows()
+        self._resize_virtual()
+        if self.following:
             # After the next layout: the first batch that overflows must also get its scrollbar first,
             # or the scroll is refused and the view stays at the top.
             self.scroll_end(animate=False)
         self.refresh()
 
+    def _drop_old_rows(self) -> None:
+        first = self.lines[0].serial
+        dropped = 0
+        while dropped < len(self.rows) and self.rows[dropped][0].serial < first:
+            dropped += 1
+        if dropped:
+            for line, _ in self.rows[:dropped]:
+                self._parts.pop(line.serial, None)
+            del self.rows[:dropped]
+            if self.cursor is not None:
+                self.cursor = max(0, self.cursor - dropped)
+        if len(self._cache) > 4 * MAX_LINES:
+            self._cache.clear()
+
+    def _layout(self, line: LogLine) -> list[Text]:
+        """The rows of one line at the current width: requests one (cropped), notices wrapped."""
+        width = max(1, self._width)
+        if width != self._laid_width:
+            self._parts.clear()
+            self._laid_width = width
+        parts = self._parts.get(line.serial)
+        if parts is None:
+            if line.stamp is not None and line.message is not None and width > STAMP_CELLS + 10:
+                wrapped = line.message.wrap(self.app.console, width - STAMP_CELLS)
+                indent = Text(" " * STAMP_CELLS)
+                parts = [Text.assemble(line.stamp if n == 0 else indent, row) for n, row in enumerate(wrapped)]
+            elif line.compact is not None and width < COMPACT_BELOW:
+                parts = [line.compact]
+            else:
+                parts = [line.text]
+            self._parts[line.serial] = parts
+        return parts
+
+    def _relayout(self) -> None:
+        selected = self.rows[self.cursor][0].serial if self.cursor is not None and self.rows else None
+        self.rows = []
+        for line in self.lines:
+            if self._filter is None or self._filter(line):
+                self.rows.extend((line, part) for part in range(len(self._layout(line))))
+        if selected is not None:
+            self.cursor = next((n for n, (line, _) in enumerate(self.rows) if line.serial == selected), None)
+        self._cache.clear()
+        self._resize_virtual()
+
+    def _resize_virtual(self) -> None:
+        self.virtual_size = Size(self._width, len(self.rows) + 1)  # + the sticky header
+
+    def set_filter(self, keep: Filter | None, label: str = "") -> None:
+        """Show only the lines `keep` accepts (None: all), following the newest again."""
+        self._filter = keep
+        self.filter_label = label if keep is not None else ""
+        self.cursor = None
+        self._relayout()
+        self.follow()
+
     @property
     def selected_request(self) -> RequestFinished | None:
-        index = self.cursor if self.cursor is not None else len(self.lines) - 1
-        for line in list(self.lines)[index::-1] if self.lines else []:
+        index = self.cursor if self.cursor is not None else len(self.rows) - 1
+        for line, _ in self.rows[index::-1] if self.rows else []:
             if line.request is not None:
                 return line.request
         return None
 
     # --- rendering -------------------------------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
-        index = round(self.scroll_offset.y) + y
-        width = self.size.width
-        if index >= len(self.lines):
+        width = self._width
+        if width != self._laid_width:  # drawn at a new width before on_resize ran: lay out for it first
+            self._relayout()
+        if y == 0:
+            header = COMPACT_HEADER if width < COMPACT_BELOW else FULL_HEADER
+            heading = Strip([Segment(header, self.rich_style + _HEADER)])
+            return heading.adjust_cell_length(width, self.rich_style).crop(0, width)
+        index = round(self.scroll_offset.y) + y - 1
+        if index >= len(self.rows):
             return Strip.blank(width, self.rich_style)
-        line = self.lines[index]
-        selected = index == self.cursor
-        key = (line.serial, width, selected)
+        line, part = self.rows[index]
+        selected = self.cursor is not None and self.rows[self.cursor][0].serial == line.serial
+        key = (line.serial, part, width, selected)
         strip = self._cache.get(key)
         if strip is None:
-            text = line.compact if line.compact is not None and width < COMPACT_BELOW else line.text
+            text = self._layout(line)[part]
             # The widget's own style underneath, or unstyled cells show the terminal's default background.
             segments = list(Segment.apply_style(text.render(self.app.console, end=""), style=self.rich_style))
             if selected:
@@ -173,36 +225,89 @@ class RequestLog(ScrollView, can_focus=True):
         return strip.crop(0, width)
 
     def on_resize(self) -> None:
-        self._cache.clear()
-        self.virtual_size = Size(self.size.width, len(self.lines))
+        if self._width != self._laid_width:
+            self._relayout()
+        else:
+            self._resize_virtual()
+        if self.following:
+            self.scroll_end(animate=False)
+
+    # --- following -------------------------------------------------------------------------------------------
+    def _set_following(self, following: bool) -> None:
+        if following != self.following:
+            self.following = following
+            self._update_subtitle()
+
+    def _update_subtitle(self) -> None:
+        parts = [self.filter_label] if self.filter_label else []
+        if not self.following:
+            parts.append(PAUSED)
+        self.border_subtitle = "  ·  ".join(parts)
+
+    def _at_bottom(self) -> bool:
+        return round(self.scroll_offset.y) >= self.max_scroll_y
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        super()._on_mouse_scroll_up(event)
+        if not (event.ctrl or event.shift) and self.rows:
+            self._set_following(False)
+
+    def _on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        super()._on_mouse_scroll_down(event)
+        if self.cursor is None and self._at_bottom():  # wheeled back to the newest line: follow again
+            self._set_following(True)
+
+    def _on_scroll_to(self, message: Any) -> None:  # the scrollbar was dragged
+        super()._on_scroll_to(message)
+        if message.y is not None and message.y < self.max_scroll_y:
+            self._set_following(False)
+
+    def _on_scroll_up(self, event: Any) -> None:  # a click on the scrollbar track above the thumb
+        super()._on_scroll_up(event)
+        self._set_following(False)
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y == 0:
+            return
+        index = round(self.scroll_offset.y) + offset.y - 1
+        if 0 <= index < len(self.rows):
+            self.cursor = index
+            self._set_following(False)
+            self.refresh()
+            if event.chain >= 2:
+                self.open_selected()
 
     # --- keys ------------------------------------------------------------------------------------------------
     def action_cursor(self, delta: int) -> None:
-        if not self.lines:
+        if not self.rows:
             return
-        current = self.cursor if self.cursor is not None else len(self.lines) - 1
-        self.cursor = max(0, min(len(self.lines) - 1, current + delta))
+        current = self.cursor if self.cursor is not None else len(self.rows) - 1
+        self.cursor = max(0, min(len(self.rows) - 1, current + delta))
+        self._set_following(False)
         self.scroll_to_region_of(self.cursor)
         self.refresh()
 
     def action_cursor_home(self) -> None:
-        self.action_cursor(-len(self.lines))
+        self.action_cursor(-len(self.rows))
 
     def action_follow(self) -> None:
         self.follow()
 
     def follow(self) -> None:
         self.cursor = None
+        self._set_following(True)
+        self._update_subtitle()
         self.scroll_end(animate=False)
         self.refresh()
 
     def scroll_to_region_of(self, index: int) -> None:
         top = round(self.scroll_offset.y)
-        height = self.size.height
+        visible = max(1, self.size.height - 1)  # rows under the header
         if index < top:
             self.scroll_to(y=index, animate=False, immediate=True)
-        elif index >= top + height:
-            self.scroll_to(y=index - height + 1, animate=False, immediate=True)
+        elif index >= top + visible:
+            self.scroll_to(y=index - visible + 1, animate=False, immediate=True)
 
     def open_selected(self) -> None:
         request = self.selected_request

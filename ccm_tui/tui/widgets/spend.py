@@ -1,4 +1,5 @@
-"""The spend panel: spend per minute (last hour) and per hour (today), tokens per provider, alert state."""
+"""The spend panel: spend this hour and today, alert state, spend per minute (last hour) and per hour (today)
+as charts with a scale and a time axis, and tokens per provider."""
 
 from __future__ import annotations
 
@@ -9,19 +10,23 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
 from ccm_tui.format import tokens, usd
 from ccm_tui.routing.engine import Engine
 from ccm_tui.routing.views import ProviderView
 from ccm_tui.telemetry.spend import SpendTracker, local_day_bounds
+from ccm_tui.tui.widgets.charts import Chart, spend_chart
+
+CHART_ROWS = 2
+MINUTE_LABELS = ((0.0, "-60m"), (0.5, "-30m"), (1.0, "now"))
+HOUR_LABELS = ((0.0, "0h"), (0.25, "6"), (0.5, "12"), (0.75, "18"), (1.0, "24"))
 
 
 class SpendPanel(Vertical):
     DEFAULT_CSS = """
     SpendPanel { height: 1fr; padding: 0 1; }
-    SpendPanel Sparkline { height: 3; margin-bottom: 1; }
-    SpendPanel .caption { color: $text-muted; height: 1; }
+    SpendPanel .chart { height: auto; margin-bottom: 1; }
     SpendPanel #spend-totals { height: auto; margin-bottom: 1; }
     SpendPanel #spend-tokens { height: auto; }
     """
@@ -37,25 +42,46 @@ class SpendPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="spend-totals")
-        yield Static("per minute, last hour", classes="caption")
-        yield Sparkline([0.0], id="spend-minutes")
-        yield Static("per hour, today", classes="caption")
-        yield Sparkline([0.0], id="spend-hours")
+        yield Static(id="spend-minutes", classes="chart")
+        yield Static(id="spend-hours", classes="chart")
         yield Static(id="spend-tokens")
 
     def on_mount(self) -> None:
         self.refresh_data()
 
+    def on_resize(self) -> None:
+        self.refresh_data()
+
     def refresh_data(self) -> None:
         now = self.clock()
+        width = max(8, self.content_region.width)
         self.query_one("#spend-totals", Static).update(totals_text(self.spend))
-        minutes = [usd_ for _, usd_ in self.spend.per_minute(now - 3600)] or [0.0]
+        minutes = minute_series(self.spend, now)
         day_start, _ = local_day_bounds(now)
         hours = [usd_ for _, usd_ in self.spend.per_hour(day_start)]
         hours += [0.0] * (24 - len(hours))  # the whole day on one scale, the future empty
-        self.query_one("#spend-minutes", Sparkline).data = minutes
-        self.query_one("#spend-hours", Sparkline).data = hours
+        by_minute = spend_chart(
+            minutes, width, CHART_ROWS, lambda n: "min" if n == 1 else f"{n} min", MINUTE_LABELS, usd
+        )
+        by_hour = spend_chart(hours, width, CHART_ROWS, lambda n: "hour" if n == 1 else f"{n} h", HOUR_LABELS, usd)
+        self.query_one("#spend-minutes", Static).update(chart_text(by_minute))
+        self.query_one("#spend-hours", Static).update(chart_text(by_hour))
         self.query_one("#spend-tokens", Static).update(tokens_table(self.engine.view().providers))
+
+
+def minute_series(spend: SpendTracker, now: float) -> list[float]:
+    """Spend in each of the last 60 minutes, oldest first, empty minutes included (the axis is time)."""
+    series = [0.0] * 60
+    start = (int(now) // 60 - 59) * 60
+    for at, amount in spend.per_minute(start):
+        slot = (int(at) - start) // 60
+        if 0 <= slot < 60:
+            series[slot] += amount
+    return series
+
+
+def chart_text(chart: Chart) -> Text:
+    return Text("\n").join([chart.caption, *chart.rows, chart.axis])
 
 
 def totals_text(spend: SpendTracker) -> Text:
