@@ -8,6 +8,7 @@ Vendor and model-family differences come from the vendor registry (core/vendors.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable
 
 import httpx
@@ -22,6 +23,8 @@ from ccm_tui.translate.openai_errors import error_from_openai
 from ccm_tui.translate.openai_request import OpenAIQuirks, request_to_openai
 from ccm_tui.translate.openai_response import OpenAIStreamTranslator, message_from_openai
 from ccm_tui.translate.sse import SseEvent, SseParser
+
+log = logging.getLogger(__name__)
 
 
 class OpenAIProvider:
@@ -89,10 +92,13 @@ class OpenAIProvider:
     def _stream_reply(self, response: httpx.Response, model: str, quirks: OpenAIQuirks) -> StreamReply:
         meter = StreamMeter()
         translator = OpenAIStreamTranslator(model, meter, quirks)
-        return StreamReply(_anthropic_sse(response, translator), header_items(response.headers), meter, response.aclose)
+        chunks = _anthropic_sse(response, translator, meter)
+        return StreamReply(chunks, header_items(response.headers), meter, response.aclose)
 
 
-async def _anthropic_sse(response: httpx.Response, translator: OpenAIStreamTranslator) -> AsyncIterator[bytes]:
+async def _anthropic_sse(
+    response: httpx.Response, translator: OpenAIStreamTranslator, meter: StreamMeter
+) -> AsyncIterator[bytes]:
     """Upstream SSE bytes -> Anthropic SSE bytes, one yield per upstream read that produced events.
 
     Events translated before a failure in the same read are still yielded, then the failure is raised, so
@@ -102,7 +108,7 @@ async def _anthropic_sse(response: httpx.Response, translator: OpenAIStreamTrans
     saw_done = False
     try:
         async for raw in response.aiter_bytes():
-            translated, saw_done, failure = _translate(parser.feed(raw), translator)
+            translated, saw_done, failure = _translate(parser.feed(raw), translator, meter)
             if translated:
                 yield translated
             if failure is not None:
@@ -110,7 +116,7 @@ async def _anthropic_sse(response: httpx.Response, translator: OpenAIStreamTrans
             if saw_done:
                 break
         else:
-            translated, saw_done, failure = _translate(parser.flush(), translator)
+            translated, saw_done, failure = _translate(parser.flush(), translator, meter)
             if translated:
                 yield translated
             if failure is not None:
@@ -121,9 +127,11 @@ async def _anthropic_sse(response: httpx.Response, translator: OpenAIStreamTrans
 
 
 def _translate(
-    events: Iterable[SseEvent], translator: OpenAIStreamTranslator
+    events: Iterable[SseEvent], translator: OpenAIStreamTranslator, meter: StreamMeter
 ) -> tuple[bytes, bool, UpstreamError | None]:
-    """(translated bytes, `[DONE]` seen, the failure that stopped translation if any)."""
+    """(translated bytes, `[DONE]` seen, the failure that stopped translation if any). A chunk that is not
+    JSON and names no choices (a vendor's keep-alive) carries no content: skipped, logged and counted; one
+    that may have carried content fails the stream (skipping it would lose part of the answer)."""
     out: list[bytes] = []
     for event in events:
         data = event.data.strip()
@@ -134,7 +142,10 @@ def _translate(
         try:
             out.append(translator.feed(orjson.loads(data)))
         except orjson.JSONDecodeError:
-            return b"".join(out), False, UpstreamError.bad_reply("malformed chunk from upstream")
+            if '"choices"' in data or '"delta"' in data:
+                return b"".join(out), False, UpstreamError.bad_reply("malformed chunk from upstream")
+            meter.skipped_events += 1
+            log.info("skipped a stream chunk that is not JSON (%d bytes)", len(data))
         except UpstreamError as failure:
             return b"".join(out), False, failure
     return b"".join(out), False, None

@@ -19,6 +19,7 @@ from ccm_tui.core.states import AttemptOutcome
 NOTABLE_HEADERS = (
     "request-id",
     "x-request-id",
+    "x-should-retry",
     "x-amzn-requestid",
     "x-generation-id",
     "anthropic-ratelimit-requests-remaining",
@@ -72,6 +73,7 @@ class AttemptLog:
         cost: float | None,
         headers: Mapping[str, str] | None = None,
         error: tuple[str, str] | None = None,
+        skipped_events: int = 0,
     ) -> RequestFinished:
         """The request's final event: what the client got, who served it, every attempt."""
         return RequestFinished(
@@ -91,6 +93,7 @@ class AttemptLog:
             error_message=error[1] if error else None,
             headers_of_note=tuple((k, headers[k]) for k in NOTABLE_HEADERS if headers and k in headers),
             hints=self.request.hints,
+            skipped_events=skipped_events,
         )
 
 

@@ -56,6 +56,7 @@ class EngineView:
     paused: bool
     in_flight: int
     providers: tuple[ProviderView, ...]  # in config order
+    held: tuple[tuple[str, float], ...] = ()  # (request id, until) of requests waiting for a recovery
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -80,9 +81,10 @@ def engine_view(
     paused: bool,
     in_flight: int,
     now: float,
+    held: tuple[tuple[str, float], ...] = (),
 ) -> EngineView:
     views = tuple(provider_view(name, provider, health[name], now) for name, provider in providers.items())
-    return EngineView(strategy, paused, in_flight, views)
+    return EngineView(strategy, paused, in_flight, views, held)
 
 
 def provider_view(name: str, provider: Servable, health: ProviderHealth, now: float) -> ProviderView:
