@@ -142,7 +142,8 @@ def client(url: str) -> anthropic.AsyncAnthropic:
 
 
 def failures(proxy: Any) -> list[AttemptFailed]:
-    return [e for e in proxy.events if isinstance(e, AttemptFailed)]
+    """Failed attempts that moved on (a lone 500 is first retried on the same provider: not counted here)."""
+    return [e for e in proxy.events if isinstance(e, AttemptFailed) and e.attempt.outcome != "retried"]
 
 
 # --- the SDK through the proxy to each cloud kind --------------------------------------------------------------

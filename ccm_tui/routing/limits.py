@@ -218,6 +218,9 @@ def classify(error: UpstreamError, now: float) -> Failure:
     if error.origin is not ErrorOrigin.HTTP or status is None:
         # No response, an unusable 2xx or an error event mid-stream: the upstream failed, not the request.
         return Failure(FailureKind.COOLDOWN, error.retry_after, reason, _cause_without_status(error))
+    if 200 <= status < 300:
+        # An adapter found the 2xx body unusable (a JSON array, an error object where a reply belongs).
+        return Failure(FailureKind.COOLDOWN, None, reason, FailureCause.REPLY)
     if error.long_quota or code in _SPEND_LIMIT_CODES or kind_of in _SPEND_LIMIT_CODES:
         return Failure(FailureKind.DISABLE, _retry_after(error, now), reason, FailureCause.DISABLED)
     if status == 402 or kind_of in _DISABLE_TYPES or status in (401, 403):

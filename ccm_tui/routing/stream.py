@@ -8,6 +8,7 @@ the text so far (a rescue's prefill), whether the message is complete. Pure; no 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -82,16 +83,26 @@ class EventSplitter:
         payload = [line[5:].strip() for line in block.split(b"\n") if line.startswith(b"data:")]
         if not payload:
             return None  # a comment-only keep-alive: legal SSE, nothing to forward
+        raw = b"\n".join(payload)
         try:
-            data = orjson.loads(b"\n".join(payload))
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            data = None
+            data = _lenient_json(raw)
         kind = data.get("type") if isinstance(data, dict) else None
         if not isinstance(data, dict) or kind not in KNOWN_EVENTS:
             self.malformed += 1
             log.info("skipped a malformed upstream stream event (%d bytes)", len(block))
             return None
         return Event(kind, data, block + b"\n\n")
+
+
+def _lenient_json(raw: bytes) -> Any:
+    """orjson refuses integers past 64 bits; the standard parser takes them (routing/replies.py drops such
+    counts), and refuses what is really malformed."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
 
 
 class BlockKind(StrEnum):
