@@ -26,6 +26,7 @@ from ccm_tui.routing.limits import Failure, FailureCause, QuotaSnapshot, backoff
 
 RECENT_WINDOW_SECONDS = 300.0
 RECENT_MAX_SAMPLES = 200
+DAY = 86_400.0
 TTFT_SAMPLES = 20  # recent times to first token kept per variant (routing/deadlines.py reads them)
 
 
@@ -165,14 +166,16 @@ class HealthBook:
             state.consecutive_failures += 1
             wait = bounded_wait(failure.retry_after, routing.cooldown_max)
             if wait is None:
-                cap = min(routing.backoff_max, routing.cooldown_max)
+                # A configured base above the cap is the user's own minimum: honoured.
+                cap = min(max(routing.backoff_max, routing.cooldown_base), routing.cooldown_max)
                 wait = backoff_seconds(state.consecutive_failures, routing.cooldown_base, cap)
             state.cooldown_until = now + wait
             state.recovering, state.probe_in_flight = True, False
             return state.cooldown_until
         state.probe_in_flight = False
         if failure.kind is FailureKind.DISABLE:
-            wait = bounded_wait(failure.retry_after, routing.disable_seconds) or routing.disable_seconds
+            # A per-day quota may reset in more than disable_seconds; nothing sane is further off than a day.
+            wait = bounded_wait(failure.retry_after, max(routing.disable_seconds, DAY)) or routing.disable_seconds
             provider.disabled_until = now + wait
             provider.disabled_reason = failure.reason
             return provider.disabled_until
