@@ -19,7 +19,6 @@ from ccm_tui.config import ProviderSettings, RoutingSettings
 from ccm_tui.core.contract import Variant
 from ccm_tui.core.events import RequestFinished
 from ccm_tui.core.states import AttemptOutcome, ProviderState
-from tests.conftest import free_port
 from tests.mocks.anthropic_script import parse_sse, stream_grammar_problem
 from tests.mocks.faults import ANSWER, SOME_WORDS, FaultMock, _words
 
@@ -57,9 +56,7 @@ def received(response: httpx.Response, stream: bool) -> tuple[str, str | None, l
         message = response.json()
         return "".join(b.get("text", "") for b in message["content"]), message["model"], []
     events = parse_sse(response.content)
-    text = "".join(
-        e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta"
-    )
+    text = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
     starts = [e for e in events if e["type"] == "message_start"]
     assert len(starts) == 1, "exactly one message_start reaches the client"
     return text, starts[0]["message"]["model"], events
@@ -136,7 +133,9 @@ async def test_corrupt_gzip_and_string_usage_fail_over(start_proxy, fallback, ki
     faults = ("gzip_corrupt", "usage_string") if kind == "anthropic" else ("gzip_corrupt",)
     for fault in faults:
         async with FaultMock(kind, fault) as primary:
-            proxy = await start_proxy([settings_for("primary", primary), settings_for("fallback", fallback)], routing=FAST)
+            proxy = await start_proxy(
+                [settings_for("primary", primary), settings_for("fallback", fallback)], routing=FAST
+            )
             response = await post(proxy.url, stream=False)
             assert response.status_code == 200 and received(response, False)[0] == ANSWER
             finished = (await proxy.wait_finished())[0]
@@ -165,7 +164,9 @@ async def test_a_silent_upstream_costs_one_deadline_and_is_not_retried(start_pro
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_a_slow_first_token_on_a_fast_provider_fails_over_in_a_fraction_of_it(start_proxy, fallback, kind) -> None:
+async def test_a_slow_first_token_on_a_fast_provider_fails_over_in_a_fraction_of_it(
+    start_proxy, fallback, kind
+) -> None:
     async with FaultMock(kind) as primary:
         proxy = await start_proxy([settings_for("primary", primary), settings_for("fallback", fallback)], routing=FAST)
         for _ in range(3):  # it usually answers at once: the deadline learns that (bounded by the floor)
@@ -173,7 +174,7 @@ async def test_a_slow_first_token_on_a_fast_provider_fails_over_in_a_fraction_of
         primary.scenario, primary.first_token_delay = "slow_first_token", 5.0
         response = await post(proxy.url, stream=True)
         finished = (await proxy.wait_finished(4))[-1]
-    text, model, events = received(response, stream=True)
+    text, model, _events = received(response, stream=True)
     assert text == ANSWER and model == FALLBACK_MODEL  # the primary's held-back message_start never left
     failed = finished.attempts[0]
     assert failed.provider == "primary" and "no first token within 0.2 s" in failed.reason
@@ -235,7 +236,11 @@ async def test_a_cut_inside_a_tool_call_or_thinking_ends_in_one_error_event(star
 
 
 async def test_no_rescue_without_a_prefill_candidate_and_a_refused_prefill_is_not_the_error(start_proxy) -> None:
-    async with FaultMock("anthropic", "cut") as primary, FaultMock("anthropic") as refusing, FaultMock("openai") as plain:
+    async with (
+        FaultMock("anthropic", "cut") as primary,
+        FaultMock("anthropic") as refusing,
+        FaultMock("openai") as plain,
+    ):
         primary.gap, refusing.reject_prefill = 0.01, True
         providers = [settings_for("primary", primary), settings_for("refusing", refusing), settings_for("plain", plain)]
         proxy = await start_proxy(providers, routing=FAST)
@@ -283,7 +288,7 @@ async def test_odd_but_complete_streams_finish_at_once(start_proxy, fallback, ki
         proxy = await start_proxy([settings_for("primary", primary), settings_for("fallback", fallback)], routing=FAST)
         response = await post(proxy.url, stream=True)
         finished = (await proxy.wait_finished())[0]
-    text, model, events = received(response, stream=True)
+    text, _model, events = received(response, stream=True)
     assert text == ANSWER and stream_grammar_problem(events) is None
     assert finished.ok and finished.provider == "primary" and fallback.requests == []
     assert finished.usage.output_tokens == len(ANSWER.split())  # usage travelled, [DONE] or not

@@ -19,30 +19,28 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from enum import Enum
 
 from ccm_tui.config import Settings
-from ccm_tui.core.contract import MessageReply, ProxyRequest, Route, StreamReply, UpstreamError
-from ccm_tui.core.events import AttemptFailed, EventBus, ProviderChange, ProviderChanged, RequestStarted, Usage
-from ccm_tui.core.states import AttemptOutcome, FailureKind, ProviderState, TransportFailure
+from ccm_tui.core.contract import MessageReply, ProxyRequest, Route, UpstreamError
+from ccm_tui.core.events import AttemptFailed, EventBus, RequestStarted, Usage
+from ccm_tui.core.states import AttemptOutcome, FailureKind
 from ccm_tui.providers import Provider
 from ccm_tui.routing.attempts import AttemptLog, InFlightSlot
 from ccm_tui.routing.candidates import CostLookup, NoPrices, build_candidates
 from ccm_tui.routing.control import EngineControl
-from ccm_tui.routing.deadlines import FirstTokenBounds, first_token_deadline
-from ccm_tui.routing.feed import Feed
 from ccm_tui.routing.health import HealthBook
 from ccm_tui.routing.hold import Holds
-from ccm_tui.routing.limits import Failure, classify, quota_from_headers, retry_same_provider
+from ccm_tui.routing.legs import Opening, StreamLegs
+from ccm_tui.routing.limits import Failure, retry_same_provider
 from ccm_tui.routing.outcome import Outcome, RefusalKind, Refused, Served, blocked, exhausted, forwarded_headers
 from ccm_tui.routing.plan import plan_routes
-from ccm_tui.routing.relay import Leg, read_opening, relay, rescuable
-from ccm_tui.routing.replies import add_usage, endpoint_of, sane_usage, served_body
-from ccm_tui.routing.rescue import accepts_prefill
-from ccm_tui.routing.stream import PING, EventSplitter, with_served_model
+from ccm_tui.routing.recording import ANTHROPIC_PROTOCOL, as_upstream_error
+from ccm_tui.routing.relay import relay
+from ccm_tui.routing.replies import endpoint_of, sane_usage, served_body
+from ccm_tui.routing.stream import PING
 from ccm_tui.translate.sse import error_event
 
 log = logging.getLogger(__name__)
 
 COUNT_TOKENS_TIMEOUT = 10.0
-_ANTHROPIC_PROTOCOL = ("anthropic", "vertex", "bedrock")
 _HOLDABLE = (RefusalKind.COOLING, RefusalKind.OVERLOADED)
 
 
@@ -53,7 +51,7 @@ class _Retry(Enum):
 Attempted = Served | tuple[Failure, UpstreamError] | _Retry
 
 
-class Engine(EngineControl):
+class Engine(StreamLegs, EngineControl):
     def __init__(
         self,
         settings: Settings,
@@ -136,7 +134,7 @@ class Engine(EngineControl):
         unreachable = [endpoint_of(self.providers[r.provider].settings) for r, f, _ in failures]
         headers: tuple[tuple[str, str], ...] = ()
         for route, _, upstream in failures:
-            if self.providers[route.provider].settings.kind in _ANTHROPIC_PROTOCOL:
+            if self.providers[route.provider].settings.kind in ANTHROPIC_PROTOCOL:
                 headers = forwarded_headers(upstream.headers, anthropic_protocol=True)
         causes = [f.cause for _, f, _ in failures]
         soonest = self._soonest_recovery()
@@ -217,7 +215,7 @@ class Engine(EngineControl):
             relaying = True
             stream = relay(self, run, leg, slot, self.settings.routing.stall_seconds)
             return Served(route, len(run.records), stream=stream, headers=self._forwarded(route, leg.headers))
-        except _Opening as opening:
+        except Opening as opening:
             sent = opening.sent
             error = opening.error
         except Exception as exc:
@@ -235,196 +233,6 @@ class Engine(EngineControl):
             return _Retry.SAME_PROVIDER
         return self._record_failure(run, route, error, started, next_route), error
 
-    async def _open_stream(self, run: AttemptLog, route: Route, request: ProxyRequest, started: float) -> Leg:
-        """Send a streaming request and read it up to its first content, within the first-token deadline."""
-        provider = self.providers[route.provider]
-        health = self._health[route.provider].variant(route.variant.key)
-        bounds = FirstTokenBounds.of(self.settings.routing, provider.settings)
-        deadline = first_token_deadline(tuple(health.first_tokens), bounds, missed_last=health.missed_deadline)
-        limit = min(deadline, self._first_byte_timeout(route))
-        reply: StreamReply | None = None
-        feed: Feed | None = None
-        try:
-            async with asyncio.timeout(limit):
-                answer = await provider.send(request, route)
-                assert isinstance(answer, StreamReply)
-                reply = answer
-                routing = self.settings.routing
-                feed = Feed(reply, ping_interval=routing.ping_interval, stall_seconds=routing.stall_seconds)
-                splitter = EventSplitter()
-                held = await read_opening(feed, splitter)
-        except BaseException as exc:
-            if feed is not None:
-                await feed.aclose()
-            elif reply is not None:
-                await reply.aclose()
-            if isinstance(exc, TimeoutError):
-                if limit == deadline:
-                    self._health.note_missed_deadline(route.provider, route.variant.key)
-                what = "no first token" if limit == deadline else "no answer"
-                error = UpstreamError.no_response(TransportFailure.TIMEOUT, f"{what} within {limit:g} s")
-                raise _Opening(error, reply is not None) from None
-            if isinstance(exc, Exception):
-                raise _Opening(as_upstream_error(exc), reply is not None) from None
-            raise
-        self._note_quota(route.provider, reply.headers, self.clock())
-        model = reply.meter.model or route.model
-        events = [with_served_model(e, model) for e in held]
-        first_token = time.perf_counter() - started
-        return Leg(route, feed, splitter, events, model, started, first_token, reply.headers)
-
-    def _first_byte_timeout(self, route: Route) -> float:
-        return self.providers[route.provider].settings.first_byte_timeout or self.settings.routing.first_byte_timeout
-
-    def _forwarded(self, route: Route, headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-        return forwarded_headers(headers, self.providers[route.provider].settings.kind in _ANTHROPIC_PROTOCOL)
-
-    # --- the relay's host (routing/relay.py) ------------------------------------------------------------------
-    async def open_leg(self, run: AttemptLog, route: Route, request: ProxyRequest, rescue: bool) -> Leg | None:
-        """A rescue attempt: its failure is recorded; a rejected prefill costs the provider nothing."""
-        started = time.perf_counter()
-        self._health[route.provider].variant(route.variant.key).start_attempt()
-        try:
-            return await self._open_stream(run, route, request, started)
-        except _Opening as opening:
-            error = opening.error
-        failure = classify(error, self.clock())
-        if failure.kind is FailureKind.CLIENT_ERROR:
-            self._health.abandon_probe(route.provider, route.variant.key)
-            record = run.record(route, started, AttemptOutcome.SKIP, error.status, f"prefill refused: {failure.reason}")
-            self.bus.publish(AttemptFailed(run.request.request_id, record, None))
-        else:
-            self._record_failure(run, route, error, started, None)
-        return None
-
-    def rescue_routes(self, run: AttemptLog) -> Sequence[Route]:
-        failed = {(r.provider, r.variant) for r in run.records if r.outcome is not AttemptOutcome.OK}
-        candidates = build_candidates(run.request, self.providers, self._health, self.prices, self.clock())
-        routes = plan_routes(candidates, self.strategy, self.clock()).routes
-        return [
-            r
-            for r in routes
-            if (r.provider, r.variant.key) not in failed and accepts_prefill(self.providers[r.provider].settings)
-        ]
-
-    def leg_failed(self, run: AttemptLog, leg: Leg, error: UpstreamError) -> None:
-        """A cut, a stall or an overload after content was sent: it counts against the provider's health."""
-        now = self.clock()
-        failure = classify(error, now)
-        if failure.kind is FailureKind.COOLDOWN and rescuable(error):
-            until = self._health.record_failure(leg.route.provider, leg.route.variant.key, failure, now)
-            self._changed(leg.route, ProviderState.COOLING, ProviderChange.COOLING, until, failure.reason)
-        else:
-            self._health.record_stream_error(leg.route.provider, leg.route.variant.key, now)
-        record = run.record(leg.route, leg.started, AttemptOutcome.STREAM_ERROR, 200, failure.reason)
-        self.bus.publish(AttemptFailed(run.request.request_id, record, None))
-
-    def leg_ended(self, run: AttemptLog, leg: Leg, ttfb: float | None, *, error: tuple[str, str] | None) -> None:
-        route = leg.route
-        if error is None:
-            self._record_success(run, route, leg.started, ttfb, sane_usage(leg.meter.usage), leg.first_token)
-            return
-        # The upstream's own (non-overload) error event, passed through: counted, no cool-down.
-        self._health.record_stream_error(route.provider, route.variant.key, self.clock())
-        run.record(route, leg.started, AttemptOutcome.STREAM_ERROR, 200, error[1])
-
-    def stream_finished(
-        self, run: AttemptLog, legs: Sequence[Leg], status: int, ttfb: float | None, error: tuple[str, str] | None
-    ) -> None:
-        usage, cost = Usage(), None
-        for leg in legs:
-            used = sane_usage(leg.meter.usage)
-            usage = add_usage(usage, used)
-            leg_cost = self._cost(leg.route, used)
-            cost = leg_cost if cost is None else cost + (leg_cost or 0.0)
-        last = legs[-1]
-        if error is None and last.meter.error_type is not None:
-            error = (last.meter.error_type, last.meter.error_message or "upstream sent an error event")
-        skipped = sum(leg.splitter.malformed + leg.meter.skipped_events for leg in legs)
-        if skipped:
-            log.warning("request %s: skipped %d malformed upstream events", run.request.request_id, skipped)
-        finished = run.finished(
-            status, last.route, usage, last.served_model, ttfb, cost, last.headers, error, skipped_events=skipped
-        )
-        self.bus.publish(finished)
-
-    # --- recording --------------------------------------------------------------------------------------------
-    def _note_quota(self, name: str, headers: Mapping[str, str], now: float) -> None:
-        snapshot = quota_from_headers(headers, now)
-        if snapshot is not None:
-            self._health.note_quota(name, snapshot)
-
-    def _changed(
-        self, route: Route, state: ProviderState, change: ProviderChange, until: float | None, why: str
-    ) -> None:
-        self.bus.publish(ProviderChanged(route.provider, route.variant.key, state, change, until, why))
-
-    def _record_failure(
-        self, run: AttemptLog, route: Route, error: UpstreamError, started: float, next_route: Route | None
-    ) -> Failure:
-        now = self.clock()
-        failure = classify(error, now)
-        self._health.abandon_probe(route.provider, route.variant.key)
-        self._note_quota(route.provider, error.headers, now)
-        if failure.kind is FailureKind.COOLDOWN:
-            until = self._health.record_failure(route.provider, route.variant.key, failure, now)
-            self._changed(route, ProviderState.COOLING, ProviderChange.COOLING, until, failure.reason)
-        elif failure.kind is FailureKind.DISABLE:
-            until = self._health.record_failure(route.provider, route.variant.key, failure, now)
-            self._changed(route, ProviderState.DISABLED, ProviderChange.DISABLED, until, failure.reason)
-        outcome = AttemptOutcome.of(failure.kind)
-        record = run.record(route, started, outcome, error.status, failure.reason, failure.retry_after)
-        follow = next_route.provider if next_route and failure.kind is not FailureKind.CLIENT_ERROR else None
-        self.bus.publish(AttemptFailed(run.request.request_id, record, follow))
-        return failure
-
-    def _record_success(
-        self,
-        run: AttemptLog,
-        route: Route,
-        started: float,
-        ttfb: float | None,
-        usage: Usage,
-        first_token: float | None = None,
-    ) -> None:
-        if self._health.record_success(route.provider, route.variant.key, self.clock(), ttfb, usage, first_token):
-            self._changed(route, ProviderState.OK, ProviderChange.RECOVERED, None, "recovered")
-            self.holds.wake()
-        run.record(route, started, AttemptOutcome.OK, 200)
-
-    def _cost(self, route: Route, usage: Usage) -> float | None:
-        try:
-            return self.prices.cost_usd(route.provider, route.model, usage)
-        except Exception:
-            log.exception("cost lookup failed for %s %s", route.provider, route.model)
-            return None
-
-    def _publish_finished(
-        self,
-        run: AttemptLog,
-        status: int,
-        route: Route | None,
-        usage: Usage,
-        model: str | None,
-        ttfb: float | None,
-        headers: Mapping[str, str] | None = None,
-        error: tuple[str, str] | None = None,
-    ) -> None:
-        cost = self._cost(route, usage) if route is not None else None
-        self.bus.publish(run.finished(status, route, usage, model, ttfb, cost, headers, error))
-
-    # --- refusals ---------------------------------------------------------------------------------------------
-    def _refuse(self, run: AttemptLog, refused: Refused) -> Refused:
-        self._publish_finished(
-            run, refused.status, None, Usage(), None, None, error=(refused.error_type, refused.message)
-        )
-        return refused
-
-    def _soonest_recovery(self) -> float | None:
-        now = self.clock()
-        times = [t for name in self.providers if (t := self._health[name].cooling_until(now)) is not None]
-        return min(times, default=None)
-
     async def count_tokens(self, request: ProxyRequest) -> int:
         """The first candidate's native count when it has one, else the local estimate."""
         from ccm_tui.tokens import estimate_input_tokens
@@ -441,23 +249,3 @@ class Engine(EngineControl):
             if counted is not None:
                 return counted
         return await asyncio.to_thread(estimate_input_tokens, request.body)
-
-
-class _Opening(Exception):
-    """A stream attempt failed before its first content; `sent` = the upstream had answered with headers."""
-
-    def __init__(self, error: UpstreamError, sent: bool) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.sent = sent
-
-
-def as_upstream_error(exc: BaseException) -> UpstreamError:
-    """Adapters raise UpstreamError for every upstream failure; a timeout here is the engine's own deadline, and
-    anything else is an adapter bug, which must still fail over (and be logged), never reach the client as a 500."""
-    if isinstance(exc, UpstreamError):
-        return exc
-    if isinstance(exc, TimeoutError):
-        return UpstreamError.no_response(TransportFailure.TIMEOUT, "upstream timed out")
-    log.error("provider adapter failed unexpectedly", exc_info=exc)
-    return UpstreamError.bad_reply(f"the adapter failed on this reply ({type(exc).__name__})")

@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ccm_tui.core.contract import ProxyRequest, Route, StreamMeter, UpstreamError
 from ccm_tui.core.states import ErrorOrigin, TransportFailure
@@ -65,11 +65,15 @@ class RelayHost(Protocol):
 
 
 def stream_error(event: Event) -> UpstreamError:
-    error = event.data.get("error")
-    error = error if isinstance(error, dict) else {}
-    kind = error.get("type") if isinstance(error.get("type"), str) else "api_error"
-    message = error.get("message") if isinstance(error.get("message"), str) else "upstream sent an error event"
-    return UpstreamError(None, message, origin=ErrorOrigin.STREAM, error_type=kind)
+    found = event.data.get("error")
+    error: dict[str, Any] = found if isinstance(found, dict) else {}
+    kind, message = error.get("type"), error.get("message")
+    return UpstreamError(
+        None,
+        message if isinstance(message, str) else "upstream sent an error event",
+        origin=ErrorOrigin.STREAM,
+        error_type=kind if isinstance(kind, str) else "api_error",
+    )
 
 
 async def read_opening(feed: Feed, splitter: EventSplitter) -> list[Event]:
@@ -149,7 +153,7 @@ async def relay(
                     for piece in mapped:
                         client.observe(piece)
                         out.append(piece.raw)
-                    if client.stopped or error is not None:
+                    if error is not None or client.stopped:
                         break
                 if out:
                     yield b"".join(out)

@@ -60,7 +60,8 @@ class Continuation:
             return []
         if kind not in ("content_block_start", "content_block_delta", "content_block_stop"):
             return [event]
-        index = data.get("index") if isinstance(data.get("index"), int) else 0
+        raw_index = data.get("index")
+        index: int = raw_index if isinstance(raw_index, int) else 0
         out: list[Event] = []
         if self._offset is None:
             out += self._first_block(event)

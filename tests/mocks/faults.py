@@ -106,7 +106,9 @@ class FaultMock(MockServer):
         headers = self._headers()
         prefill = _prefill_of(body)
         if prefill is not None and self.reject_prefill:
-            message = "This model does not support assistant message prefill. The conversation must end with a user message."
+            message = (
+                "This model does not support assistant message prefill. The conversation must end with a user message."
+            )
             return self._error(400, "invalid_request_error", message, headers)
         text = self.text
         if prefill is not None and self.text.startswith(prefill):
@@ -142,7 +144,9 @@ class FaultMock(MockServer):
             payload = {"error": {"message": message, "type": error_type, "param": None, "code": None}}
         return _json_response(status, payload, headers)
 
-    async def _early_fault(self, request: web.Request, fault: str, headers: dict[str, str]) -> web.StreamResponse | None:
+    async def _early_fault(
+        self, request: web.Request, fault: str, headers: dict[str, str]
+    ) -> web.StreamResponse | None:
         limited = {"retry-after": str(self.retry_after)}
         if fault == "rate_limit":
             kind = "rate_limit_error" if self.kind == "anthropic" else "requests"
@@ -175,7 +179,9 @@ class FaultMock(MockServer):
         if fault == "gzip_corrupt":
             body = b"\x1f\x8b\x08\x00 this is not gzip at all"
             return web.Response(
-                status=200, body=body, headers={**headers, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+                status=200,
+                body=body,
+                headers={**headers, "Content-Type": "application/json", "Content-Encoding": "gzip"},
             )
         if fault == "json_array":
             return web.Response(status=200, body=b"[]", content_type="application/json", headers=headers)
@@ -331,7 +337,9 @@ class FaultMock(MockServer):
 
 def _json_response(status: int, payload: Any, headers: dict[str, str]) -> web.Response:
     """The standard encoder: it writes integers past 64 bits, as a misbehaving upstream does."""
-    return web.Response(status=status, body=json.dumps(payload).encode(), content_type="application/json", headers=headers)
+    return web.Response(
+        status=status, body=json.dumps(payload).encode(), content_type="application/json", headers=headers
+    )
 
 
 def _sse(event: dict[str, Any]) -> bytes:
