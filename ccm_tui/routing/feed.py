@@ -15,6 +15,8 @@ from enum import Enum
 from ccm_tui.core.contract import StreamReply
 
 QUEUE_DEPTH = 16  # chunks read ahead of the client: bounded, so a slow client slows the upstream read
+DRAIN_SECONDS = 2.0  # after a complete answer, how long the upstream may take to end its body (keep-alive)
+_draining: set[asyncio.Task[None]] = set()  # background drains, referenced until they end
 
 
 class Tick(Enum):
@@ -77,6 +79,21 @@ class Feed:
         if isinstance(item, BaseException):
             raise item
         return item
+
+    def close_after_end(self) -> None:
+        """The answer is complete: let the upstream end its body in the background (so its connection can be
+        reused), closing it after DRAIN_SECONDS at most; the client is not kept waiting for that."""
+        if self._reader.done():
+            task = self._loop.create_task(self.aclose())
+        else:
+            task = self._loop.create_task(self._drain())
+        _draining.add(task)
+        task.add_done_callback(_draining.discard)
+
+    async def _drain(self) -> None:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+            await asyncio.wait_for(asyncio.shield(self._reader), DRAIN_SECONDS)
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop reading and close the upstream at once (idempotent)."""

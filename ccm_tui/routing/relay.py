@@ -179,7 +179,10 @@ async def relay(
         raise
     finally:
         slot.release()
-        await leg.feed.aclose()
+        if client.stopped and status == 200:
+            leg.feed.close_after_end()
+        else:
+            await leg.feed.aclose()
         if not recorded:
             host.leg_ended(run, leg, ttfb, error=None if status == 499 else error)
         host.stream_finished(run, legs, status, ttfb, error)
