@@ -13,9 +13,10 @@ read-only views in views.py; the UI changes routing only through the control API
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from enum import Enum
 
 from ccm_tui.config import Settings
@@ -173,9 +174,10 @@ class Engine(StreamLegs, EngineControl):
                 self.holds.end(request_id)
                 result = await self._route_once(run)
                 if isinstance(result, Served):
-                    assert result.stream is not None
-                    async for chunk in result.stream:
-                        yield chunk
+                    assert isinstance(result.stream, AsyncGenerator)
+                    async with contextlib.aclosing(result.stream) as stream:  # closed with this one
+                        async for chunk in stream:
+                            yield chunk
                     return
                 next_until = self._hold_until(result, hold_end)
                 if next_until is None:
@@ -184,7 +186,7 @@ class Engine(StreamLegs, EngineControl):
                     return
                 refused, until = result, next_until
         except (asyncio.CancelledError, GeneratorExit):
-            if self.holds.snapshot() and request_id in dict(self.holds.snapshot()):
+            if request_id in dict(self.holds.snapshot()):  # the client left while held
                 self.holds.end(request_id)
                 self._publish_finished(run, 499, None, Usage(), None, None, error=("client_closed", "client gone"))
             raise

@@ -83,10 +83,7 @@ class Feed:
     def close_after_end(self) -> None:
         """The answer is complete: let the upstream end its body in the background (so its connection can be
         reused), closing it after DRAIN_SECONDS at most; the client is not kept waiting for that."""
-        if self._reader.done():
-            task = self._loop.create_task(self.aclose())
-        else:
-            task = self._loop.create_task(self._drain())
+        task = self._loop.create_task(self.aclose() if self._reader.done() else self._drain())
         _draining.add(task)
         task.add_done_callback(_draining.discard)
 
