@@ -129,3 +129,37 @@ def test_inside_a_tool_call_or_thinking_nothing_can_be_continued() -> None:
             {"type": "content_block_start", "index": 0, "content_block": kind},
         )
         assert not client.continuable
+
+
+def test_failover_settings_parse_from_toml() -> None:
+    import tomllib
+
+    from ccm_tui.config import ConfigError, parse_settings
+
+    text = """
+[routing]
+hold_seconds = 0
+ttft_floor = 2
+ttft_ceiling = 30
+stall_seconds = 45
+ping_interval = 5
+backoff_max = 10
+
+[[providers]]
+name = "local"
+kind = "openai"
+base_url = "http://127.0.0.1:8000/v1"
+prefill = true
+ttft_floor = 20
+ttft_ceiling = 120
+[providers.models]
+default = "qwen"
+"""
+    settings = parse_settings(tomllib.loads(text), "config.toml")
+    routing, [provider] = settings.routing, settings.providers
+    assert (routing.hold_seconds, routing.ttft_floor, routing.ttft_ceiling) == (0, 2, 30)
+    assert (routing.stall_seconds, routing.ping_interval, routing.backoff_max) == (45, 5, 10)
+    assert (provider.prefill, provider.ttft_floor, provider.ttft_ceiling) == (True, 20, 120)
+    assert FirstTokenBounds.of(routing, provider) == FirstTokenBounds(20, 120, routing.ttft_factor)
+    with pytest.raises(ConfigError, match="prefill: must be true or false"):
+        parse_settings(tomllib.loads(text.replace("prefill = true", 'prefill = "yes"')), "config.toml")
