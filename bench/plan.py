@@ -21,6 +21,7 @@ FULL_REQUESTS: dict[str, dict[int, int]] = {
     "d": {1: 100, 16: 320, 64: 512, 256: 512},
     "e": {1: 100, 16: 320, 64: 512, 256: 512},
     "f": {1: 150, 16: 480, 64: 640, 256: 768},
+    "g": {1: 150, 16: 480},
 }
 QUICK_POINTS: dict[str, dict[int, int]] = {
     "a": {1: 200, 64: 800},
@@ -29,6 +30,7 @@ QUICK_POINTS: dict[str, dict[int, int]] = {
     "d": {1: 60, 64: 256},
     "e": {1: 60, 64: 256},
     "f": {1: 100},
+    "g": {1: 100},
 }
 QUICK_TUI_POINTS = (("a", 1), ("b", 64), ("d", 64))
 KEY_PROBE_POINT = ("b", 64)
@@ -49,7 +51,7 @@ def _cap(requests: int, concurrency: int, duration_s: float, quick: bool) -> flo
 
 
 def plan_points(
-    quick: bool, mode: str, durations: dict[str, float], scenarios: str = "abcdef", levels: tuple[int, ...] = LEVELS
+    quick: bool, mode: str, durations: dict[str, float], scenarios: str = "abcdefg", levels: tuple[int, ...] = LEVELS
 ) -> list[Point]:
     """The points for one mode; `durations` = each scenario's upstream response time in seconds."""
     table = QUICK_POINTS if quick else FULL_REQUESTS

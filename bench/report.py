@@ -137,6 +137,8 @@ TARGETS: tuple[Target, ...] = (
     Target("TUI key press handled (max ms), (b) c=64", "tui", "b", 64, "key_max_ms", 200.0),
     Target("(f) failover TTFB over direct secondary, p50 c=1", "headless", "f", 1, "added_ttfb_p50", 20.0),
     Target("(f) failover TTFB over direct secondary, p99 c=1", "headless", "f", 1, "added_ttfb_p99", 20.0),
+    Target("(g) 529 failover to translated TTFB over direct, p50 c=1", "headless", "g", 1, "added_ttfb_p50", 20.0),
+    Target("(g) 529 failover to translated TTFB over direct, p99 c=1", "headless", "g", 1, "added_ttfb_p99", 20.0),
 )
 
 
@@ -262,7 +264,8 @@ def _notes(rows: list[dict[str, Any]]) -> list[str]:
             notes.append(f"- {where}: {r['direct_errors']} errors in the DIRECT runs (harness problem)")
         if "failover_429s" in r:
             notes.append(
-                f"- {where}: the failover primary answered 429 to {r['failover_429s']} of {r['proxy_requests']} "
+                f"- {where}: the failover primary answered its error (429 or 529) to {r['failover_429s']} of "
+                f"{r['proxy_requests']} "
                 "proxied requests (fewer means the proxy skipped the cooling primary)."
             )
         if "key_latencies_ms" in r:

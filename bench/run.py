@@ -170,7 +170,8 @@ class Suite:
             extra["key_failures"] = probe.failures
         if before is not None:
             after = await self.harness.mock_stats()
-            extra["failover_429s"] = after.get("status_429", 0) - before.get("status_429", 0)
+            status = f"status_{SCENARIOS[point.scenario].primary.status}"
+            extra["failover_429s"] = after.get(status, 0) - before.get(status, 0)
         summary = report.summarize(result)
         self.records.append(
             {"mode": mode, "rep": rep, "scenario": point.scenario, "concurrency": point.concurrency,
@@ -275,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="the CI-sized run (1 rep, fewer points, < 2 min)")
     parser.add_argument("--reps", type=int, help="repetitions (default 1 quick, 3 full)")
     parser.add_argument("--modes", default="headless,tui", help="comma list of headless, tui")
-    parser.add_argument("--scenarios", default="abcdef", help="subset of abcdef")
+    parser.add_argument("--scenarios", default="abcdefg", help="subset of abcdefg")
     parser.add_argument("--levels", default=",".join(map(str, plan.LEVELS)), help="concurrency levels")
     parser.add_argument("--profile", action="append", default=[], metavar="SCN:CONC[:MODE]",
                         help="profile one point with py-spy instead of running the suite (repeatable)")  # fmt: skip

@@ -32,6 +32,7 @@ from bench.wire import (
 
 BENCH_KEY_ENV = "BENCH_KEY"
 FAILOVER_PRIMARY = Profile(status=429, retry_after="0")
+OVERLOADED_PRIMARY = Profile(status=529)  # no retry-after: the engine's own back-off, per fresh variant
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class Scenario:
     upstream: str  # "anthropic" (pass-through) or "openai" (translated)
     payload: str  # "small" or "claude_code"
     stream: bool
-    failover: bool = False  # a primary that answers 429 comes first; own proxy; a new model name per request
+    failover: bool = False  # a primary that answers `primary` comes first; own proxy; a new model name per request
+    primary: Profile = FAILOVER_PRIMARY
     # Pass-through answers are checked event for event; peers may regroup or drop pings, so the peer
     # scenarios check grammar, text and tool call only, the same rules for every proxy.
     exact_events: bool = True
@@ -89,6 +91,16 @@ SCENARIOS: dict[str, Scenario] = {
             "small",
             stream=True,
             failover=True,
+        ),
+        Scenario(
+            "g",
+            "failover: primary 529, OpenAI-compatible secondary serves",
+            Profile(deltas=10),
+            "openai",
+            "small",
+            stream=True,
+            failover=True,
+            primary=OVERLOADED_PRIMARY,
         ),
         # The peer comparison (bench.peers): 50-event streams, translated and passed through, burst and paced.
         *(
@@ -216,11 +228,11 @@ def _provider(name: str, kind: str, base_url: str, model: str | None) -> str:
 def proxy_config(
     mock_origin: str, port: int, scenarios: str | Sequence[str] = "abcde", history_path: str | None = None
 ) -> str:
-    """ccm-tui TOML serving `scenarios` (letters, or a list of keys) from the mock at `mock_origin`; (f) must be
-    alone (its providers take every model name). History is off unless a path is given: the bench measures
-    the proxy, not SQLite."""
-    if "f" in scenarios and list(scenarios) != ["f"]:
-        raise ValueError("the failover scenario needs a proxy of its own")
+    """ccm-tui TOML serving `scenarios` (letters, or a list of keys) from the mock at `mock_origin`; a failover
+    scenario (f, g) must be alone (its providers take every model name). History is off unless a path is
+    given: the bench measures the proxy, not SQLite."""
+    if any(SCENARIOS[key].failover for key in scenarios) and len(list(scenarios)) != 1:
+        raise ValueError("a failover scenario needs a proxy of its own")
     history = "[history]\nenabled = false\n"
     if history_path:
         history = f'[history]\nenabled = true\npath = "{history_path}"\n'
@@ -229,9 +241,13 @@ def proxy_config(
         scenario = SCENARIOS[key]
         base = mock_origin + scenario.profile.base_path()
         if scenario.failover:
-            primary = mock_origin + FAILOVER_PRIMARY.base_path()
+            primary = mock_origin + scenario.primary.base_path()
             parts.append(_provider(f"{key}-primary", "anthropic", primary, None))
-            parts.append(_provider(f"{key}-secondary", "anthropic", base, None))
+            if scenario.upstream == "openai":  # every model name maps to the scenario's
+                secondary = _provider(f"{key}-secondary", "openai", base + "/v1", None)
+                parts.append(secondary + f'[providers.models]\ndefault = "{scenario.model}"\n')
+            else:
+                parts.append(_provider(f"{key}-secondary", "anthropic", base, None))
         elif scenario.upstream == "openai":
             parts.append(_provider(f"{key}-oai", "openai", base + "/v1", scenario.model))
         else:

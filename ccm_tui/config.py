@@ -53,6 +53,14 @@ class RoutingSettings:
     cooldown_base: float = 2.0  # first back-off when the upstream gives no reset time; doubles per failure
     cooldown_max: float = 300.0
     disable_seconds: float = 3600.0  # "long disable" for auth / billing failures
+    # --- failover (README "Failover") ---
+    backoff_max: float = 15.0  # cap of a cool-down the upstream gave no time for: the recovery probe's schedule
+    ttft_floor: float = 5.0  # the time-to-first-token deadline never goes below this (seconds) ...
+    ttft_ceiling: float = 60.0  # ... nor above this; it is the deadline while a variant has no recent samples
+    ttft_factor: float = 4.0  # deadline = factor x the variant's recent 90th-percentile time to first token
+    stall_seconds: float = 60.0  # no byte for this long after content was sent: a stall, rescued elsewhere
+    ping_interval: float = 10.0  # `event: ping` to the client after this much upstream silence
+    hold_seconds: float = 20.0  # hold a request while every candidate cools, if one recovers this soon (0 = off)
 
 
 # --- limit avoidance: quota threshold, key pools, session affinity, request classes, budget (issue 14) ---------
@@ -147,6 +155,11 @@ class ProviderSettings:
     def key_envs(self) -> tuple[str, ...]:
         """Every environment variable that holds one of this provider's keys, in pool order."""
         return ((self.api_key_env,) if self.api_key_env else ()) + self.more_key_envs
+
+    # --- failover (README "Failover") ---
+    ttft_floor: float | None = None  # this provider's time-to-first-token bounds; None = the [routing] ones
+    ttft_ceiling: float | None = None
+    prefill: bool | None = None  # accepts an assistant prefill (rescue target); None = the vendor registry says
 
     def variants_for(self, requested_model: str, tier: str | None) -> tuple[Variant, ...]:
         """The variants this provider offers for a request, best first; empty when it cannot serve it."""
@@ -280,6 +293,10 @@ class _Reader:
         return value
 
     # The methods below are annotated with `builtins.str`: inside the class body `str` is the method above.
+    def optional_bool(self, key: builtins.str) -> bool | None:
+        value: bool | None = self._get(key, (bool,), "true or false", None)
+        return value
+
     def bool(self, key: builtins.str, default: bool) -> bool:
         return self._get(key, (bool,), "true or false", default)
 
@@ -338,7 +355,7 @@ def parse_settings(data: Mapping[str, Any], source: str) -> Settings:
     routing = RoutingSettings(
         strategy=strategy,
         **{
-            name: routing_table.number(name, getattr(defaults, name), minimum=0.001)
+            name: routing_table.number(name, getattr(defaults, name), minimum=0.0 if name == "hold_seconds" else 0.001)
             for name in defaults.__dataclass_fields__
             if name != "strategy"
         },
@@ -503,6 +520,9 @@ _PROVIDER_KEYS = {
     "tpm",
     "rpd",
     "variant_limits",
+    "ttft_floor",
+    "ttft_ceiling",
+    "prefill",
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
@@ -571,6 +591,9 @@ def _parse_provider(table: _Reader) -> ProviderSettings:
         quota_threshold=_threshold(table),
         limits=_parse_limits(table),
         variant_limits=_variant_limits(table.table_of("variant_limits")),
+        ttft_floor=table.number("ttft_floor", None, minimum=0.001),
+        ttft_ceiling=table.number("ttft_ceiling", None, minimum=0.001),
+        prefill=table.optional_bool("prefill"),
     )
 
 

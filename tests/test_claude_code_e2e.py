@@ -177,3 +177,36 @@ async def test_claude_code_never_sees_a_429_when_the_primary_is_rate_limited(sta
     failovers = [e for e in proxy.events if isinstance(e, AttemptFailed)]
     assert len(failovers) == 1 and failovers[0].attempt.status == 429  # cooled down after the first
     assert len(primary.requests) == 1
+
+
+async def test_claude_code_sees_no_error_when_the_primary_429s_with_retry_after_30(start_proxy, tmp_path) -> None:
+    """Claude Code's gateway contract: a rate-limited primary is the gateway's problem, not the user's."""
+    from tests.mocks.faults import FaultMock
+
+    async with FaultMock("anthropic", "rate_limit") as primary, OpenAIMock("tool_loop") as secondary:
+        primary.retry_after = 30
+        proxy = await start_proxy([anthropic_kind(primary), openai_kind(secondary)])
+        result = await run_claude(proxy.url, tmp_path)
+    assert result["is_error"] is False and MARKER in result["result"] and result["num_turns"] == 2
+    assert len(primary.requests) == 1  # cooling for the 30 s it asked: the tool loop's second turn skips it
+    assert all(f.ok and f.provider == "openai-mock" and f.model == "mock-large" for f in proxy.finished())
+
+
+async def test_claude_code_gets_the_whole_answer_when_the_primary_cuts_mid_answer(start_proxy, tmp_path) -> None:
+    """The primary cuts after a few words; the fallback continues from them (prefill): one complete answer."""
+    from dataclasses import replace
+
+    from ccm_tui.config import RoutingSettings
+    from tests.mocks.faults import ANSWER, FaultMock
+
+    async with FaultMock("anthropic") as primary, FaultMock("anthropic") as fallback:
+        primary.script("cut")
+        primary.gap = 0.02  # the first words reach Claude Code before the cut
+        settings = [anthropic_kind(primary), replace(anthropic_kind(fallback), name="fallback")]
+        proxy = await start_proxy(settings, routing=RoutingSettings(stall_seconds=5.0))
+        result = await run_claude(proxy.url, tmp_path, prompt="Why is my test flaky? Answer in one sentence.")
+    assert result["is_error"] is False
+    assert result["result"].strip() == ANSWER
+    rescued = [f for f in proxy.finished() if len(f.attempts) == 2]
+    assert rescued and [a.outcome.value for a in rescued[0].attempts] == ["stream_error", "ok"]
+    assert fallback.requests[0].json()["messages"][-1]["role"] == "assistant"  # continued from a prefill

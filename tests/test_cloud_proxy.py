@@ -142,7 +142,8 @@ def client(url: str) -> anthropic.AsyncAnthropic:
 
 
 def failures(proxy: Any) -> list[AttemptFailed]:
-    return [e for e in proxy.events if isinstance(e, AttemptFailed)]
+    """Failed attempts that moved on (a lone 500 is first retried on the same provider: not counted here)."""
+    return [e for e in proxy.events if isinstance(e, AttemptFailed) and e.attempt.outcome != "retried"]
 
 
 # --- the SDK through the proxy to each cloud kind --------------------------------------------------------------
@@ -307,7 +308,8 @@ async def test_cloud_failure_fails_over_and_sets_the_providers_state(
     current, until, reason = view.state, view.until, view.reason
     assert current == state and reason_part in reason and until is not None
     await sdk.messages.create(model="claude-sonnet-4-6", **ASK)
-    assert len(fleet.mock(kind).requests) == 1  # not asked again while cooling / disabled
+    retried = 1 if status == 500 else 0  # a lone 500 is tried once more at once
+    assert len(fleet.mock(kind).requests) == 1 + retried  # not asked again while cooling / disabled
     assert len(fleet.anthropic.requests) == 2
 
 
@@ -332,7 +334,7 @@ async def test_cool_down_length_follows_what_the_cloud_says(
 
 async def test_throttling_backs_off_exponentially_without_a_reset_time(start_proxy, fleet: Fleet) -> None:
     fleet.bedrock.scenario = "rate_limit"
-    proxy = await start_proxy([fleet.settings("bedrock")], environ=ENVIRON)
+    proxy = await start_proxy([fleet.settings("bedrock")], environ=ENVIRON, routing=RoutingSettings(hold_seconds=0))
     offset = [0.0]
     wall = proxy.engine.clock
     proxy.engine.clock = lambda: wall() + offset[0]  # let cool-downs pass without sleeping
@@ -378,11 +380,20 @@ async def test_wrong_credentials_disable_the_provider(
 
 @pytest.mark.parametrize(
     ("kind", "scenario"),
-    [(kind, scenario) for kind in CLOUD_KINDS for scenario in ("mid_stream_error", "mid_stream_cut")],
+    # The Vertex mock cuts its stream before the first text delta: that fails over before content (nothing
+    # was sent yet), which tests/test_faults.py covers.
+    [
+        (kind, scenario)
+        for kind in CLOUD_KINDS
+        for scenario in ("mid_stream_error", "mid_stream_cut")
+        if (kind, scenario) != ("vertex", "mid_stream_cut")
+    ],
 )
 async def test_mid_stream_failure_becomes_an_error_event(start_proxy, fleet: Fleet, kind: str, scenario: str) -> None:
     fleet.mock(kind).scenario = scenario
-    proxy = await start_proxy([fleet.settings(kind), fleet.settings("anthropic")], environ=ENVIRON)
+    fleet.mock(kind).chunk_delay = 0.02  # the failure comes after the first content reached the client
+    # The fallback accepts no prefill, so the answer cannot be rescued (tests/test_faults.py covers rescue).
+    proxy = await start_proxy([fleet.settings(kind), fleet.settings("openai")], environ=ENVIRON)
     body = {"model": "claude-sonnet-4-6", "stream": True, **ASK}
     async with httpx.AsyncClient() as http:
         response = await http.post(f"{proxy.url}/v1/messages", json=body, headers={"x-api-key": "k"})
@@ -391,7 +402,7 @@ async def test_mid_stream_failure_becomes_an_error_event(start_proxy, fleet: Fle
     events = parse_sse(response.content)  # every event whole: no half event before the error
     assert events[0]["type"] == "message_start" and events[-1]["type"] == "error"
     assert events[-1]["error"]["type"] in ("overloaded_error", "api_error")
-    assert fleet.anthropic.requests == []
+    assert fleet.openai.requests == []
     [finished] = proxy.finished()
     assert not finished.ok and finished.provider == kind
     # The SDK surfaces it as an error (Claude Code retries), never as a short answer.
@@ -404,14 +415,15 @@ async def test_mid_stream_failure_becomes_an_error_event(start_proxy, fleet: Fle
 
 async def test_overload_mid_stream_cools_the_provider_for_the_next_request(start_proxy, fleet: Fleet) -> None:
     fleet.gemini.script("mid_stream_error")
-    proxy = await start_proxy([fleet.settings("gemini"), fleet.settings("anthropic")], environ=ENVIRON)
+    fleet.gemini.chunk_delay = 0.02
+    proxy = await start_proxy([fleet.settings("gemini"), fleet.settings("openai")], environ=ENVIRON)
     sdk = client(proxy.url)
     with pytest.raises(anthropic.APIStatusError):
         async with sdk.messages.stream(model="claude-sonnet-4-6", **ASK) as stream:
             await stream.get_final_message()
     assert proxy.engine.provider_view("gemini").state == "cooling"
     await sdk.messages.create(model="claude-sonnet-4-6", **ASK)
-    assert len(fleet.gemini.requests) == 1 and len(fleet.anthropic.requests) == 1
+    assert len(fleet.gemini.requests) == 1 and len(fleet.openai.requests) == 1
 
 
 # --- variants: model@region rotation, per-variant cool-downs, /health ------------------------------------------
@@ -462,7 +474,8 @@ async def test_throttled_variant_rotates_to_the_next_region_and_rests(start_prox
 async def test_every_variant_throttled_answers_429_with_the_soonest_retry(start_proxy, fleet: Fleet) -> None:
     fleet.bedrock.scenario = "rate_limit"
     settings, _ = variant_settings(fleet, "bedrock")
-    proxy = await start_proxy([settings], environ=ENVIRON, routing=RoutingSettings(cooldown_base=20))
+    routing = RoutingSettings(cooldown_base=20, hold_seconds=0)  # answer at once, do not hold for the recovery
+    proxy = await start_proxy([settings], environ=ENVIRON, routing=routing)
     with pytest.raises(anthropic.RateLimitError) as raised:
         await client(proxy.url).messages.create(model="claude-sonnet-4-6", **ASK)
     assert 19 <= int(raised.value.response.headers["retry-after"]) <= 20

@@ -56,7 +56,11 @@ async def _no_chunks():  # an empty async iterator for a streamed Served
 
 def test_served_headers_for_json_and_sse() -> None:
     route = Route("p", Variant("m"))
-    assert served_headers(Served(route, 0, body=b"{}")) == {"content-type": "application/json"}
+    assert served_headers(Served(route, 0, body=b"{}")) == {
+        "content-type": "application/json",
+        "x-ccm-provider": "p",
+        "x-ccm-failovers": "0",
+    }
     streamed = served_headers(Served(route, 1, stream=_no_chunks()))
     assert streamed["content-type"] == "text/event-stream" and streamed["cache-control"] == "no-cache"
 
@@ -132,6 +136,7 @@ class FailedGenerationMock(OpenAIMock):
 async def test_a_mid_stream_failed_to_generate_error_is_api_error_and_does_not_cool_down(start_proxy) -> None:
     async with FailedGenerationMock() as upstream, AnthropicMock() as fallback:
         upstream.scenario = "mid_stream_error"
+        upstream.chunk_delay = 0.02  # the error comes after the first content reached the client, not with it
         proxy = await start_proxy([openai_provider("compat", upstream.url), anthropic_provider("fb", fallback.url)])
         body = {"model": "claude-sonnet-4-6", "stream": True, **ASK}
         async with httpx.AsyncClient() as http:

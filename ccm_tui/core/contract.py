@@ -158,6 +158,7 @@ class StreamMeter:
     completed: bool = False  # message_stop seen
     error_type: str | None = None  # an upstream `event: error` passed through
     error_message: str | None = None
+    skipped_events: int = 0  # malformed upstream events a translator skipped (invalid JSON, no content)
 
 
 @dataclass

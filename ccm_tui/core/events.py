@@ -78,6 +78,16 @@ class AttemptFailed:
 
 
 @dataclass(frozen=True)
+class RequestHeld:
+    """A request waits for a provider to recover instead of failing ([routing] hold_seconds): `until` is
+    when the soonest one does (the TUI counts down to it); None when the wait is over."""
+
+    request_id: str
+    until: float | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class RequestFinished:
     request_id: str
     requested_model: str
@@ -96,6 +106,7 @@ class RequestFinished:
     headers_of_note: tuple[tuple[str, str], ...] = ()  # upstream request ids, rate-limit headers
     hints: ClientHints = NO_HINTS  # Claude Code's session / agent / request-class headers
     key_label: str | None = None  # which of the provider's keys served it (a label, never the key)
+    skipped_events: int = 0  # malformed upstream stream events skipped (invalid JSON keep-alives, unknown types)
 
     @property
     def ok(self) -> bool:
@@ -225,6 +236,7 @@ class RequestRejected:
 Event = (
     RequestStarted
     | AttemptFailed
+    | RequestHeld
     | RequestFinished
     | ProviderChanged
     | RoutingChanged

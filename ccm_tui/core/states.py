@@ -43,6 +43,7 @@ class AttemptOutcome(StrEnum):
     SKIP = "skip"
     CLIENT_ERROR = "client_error"
     STREAM_ERROR = "stream_error"  # failed after the first byte reached the client
+    RETRIED = "retried"  # a reset or a lone 500/502: tried again at once on the same provider, no penalty
 
     @classmethod
     def of(cls, kind: FailureKind) -> AttemptOutcome:

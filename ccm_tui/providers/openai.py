@@ -116,7 +116,8 @@ class OpenAIProvider:
     ) -> StreamReply:
         meter = StreamMeter()
         translator = OpenAIStreamTranslator(model, meter, quirks, options)
-        return StreamReply(_anthropic_sse(response, translator), header_items(response.headers), meter, response.aclose)
+        chunks = _anthropic_sse(response, translator, meter)
+        return StreamReply(chunks, header_items(response.headers), meter, response.aclose)
 
 
 async def _collected(reply: StreamReply) -> MessageReply:
@@ -131,7 +132,9 @@ async def _collected(reply: StreamReply) -> MessageReply:
     )
 
 
-async def _anthropic_sse(response: httpx.Response, translator: OpenAIStreamTranslator) -> AsyncIterator[bytes]:
+async def _anthropic_sse(
+    response: httpx.Response, translator: OpenAIStreamTranslator, meter: StreamMeter
+) -> AsyncIterator[bytes]:
     """Upstream SSE bytes -> Anthropic SSE bytes, one yield per upstream read that produced events.
 
     Events translated before a failure in the same read are still yielded, then the failure is raised, so
@@ -140,7 +143,7 @@ async def _anthropic_sse(response: httpx.Response, translator: OpenAIStreamTrans
     parser = SseParser()
     saw_done = False
     async for raw in body_chunks(response):
-        translated, saw_done, failure = _translate(parser.feed(raw), translator)
+        translated, saw_done, failure = _translate(parser.feed(raw), translator, meter)
         if translated:
             yield translated
         if failure is not None:
@@ -148,7 +151,7 @@ async def _anthropic_sse(response: httpx.Response, translator: OpenAIStreamTrans
         if saw_done or translator.stopped:
             break  # a stop sequence matched: the upstream is closed by the caller's aclose()
     else:
-        translated, saw_done, failure = _translate(parser.flush(), translator)
+        translated, saw_done, failure = _translate(parser.flush(), translator, meter)
         if translated:
             yield translated
         if failure is not None:
@@ -157,9 +160,11 @@ async def _anthropic_sse(response: httpx.Response, translator: OpenAIStreamTrans
 
 
 def _translate(
-    events: Iterable[SseEvent], translator: OpenAIStreamTranslator
+    events: Iterable[SseEvent], translator: OpenAIStreamTranslator, meter: StreamMeter
 ) -> tuple[bytes, bool, UpstreamError | None]:
-    """(translated bytes, `[DONE]` seen, the failure that stopped translation if any)."""
+    """(translated bytes, `[DONE]` seen, the failure that stopped translation if any). A chunk that is not
+    JSON and names no choices (a vendor's keep-alive) carries no content: skipped, logged and counted; one
+    that may have carried content fails the stream (skipping it would lose part of the answer)."""
     out: list[bytes] = []
     for event in events:
         data = event.data.strip()
@@ -172,7 +177,10 @@ def _translate(
             if translator.stopped:
                 break
         except orjson.JSONDecodeError:
-            return b"".join(out), False, UpstreamError.bad_reply("malformed chunk from upstream")
+            if '"choices"' in data or '"delta"' in data:
+                return b"".join(out), False, UpstreamError.bad_reply("malformed chunk from upstream")
+            meter.skipped_events += 1
+            log.info("skipped a stream chunk that is not JSON (%d bytes)", len(data))
         except UpstreamError as failure:
             return b"".join(out), False, failure
     return b"".join(out), False, None

@@ -37,10 +37,17 @@ def new_request_id() -> str:
 
 def _json(status: int, body: bytes, request_id: str, headers: dict[str, str] | None = None) -> Response:
     response = Response(body, status=status, content_type="application/json")
-    response.headers["request-id"] = request_id
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
+    _identify(response, request_id, headers or {})
     return response
+
+
+def _identify(response: Response, request_id: str, headers: dict[str, str]) -> None:
+    """The proxy's request id, unless the upstream's is forwarded (then ours is in x-ccm-request-id)."""
+    response.headers["request-id"] = request_id
+    for name, value in headers.items():
+        response.headers[name] = value
+    if response.headers["request-id"] != request_id:
+        response.headers["x-ccm-request-id"] = request_id
 
 
 def _error(status: int, message: str, request_id: str, error_type: str | None = None) -> Response:
@@ -121,8 +128,8 @@ def create_app(
             return _json(rendered.status, rendered.body, request_id, rendered.headers)
         if outcome.stream is None:
             return _json(200, outcome.body or b"", request_id, served_headers(outcome))
-        response = Response(outcome.stream, status=200, headers=served_headers(outcome))
-        response.headers["request-id"] = request_id
+        response = Response(outcome.stream, status=200)
+        _identify(response, request_id, served_headers(outcome))
         response.timeout = None
         return response
 

@@ -1,7 +1,10 @@
 """Engine outcomes and views as HTTP: status, headers and bodies (pure; app.py wraps them in Quart responses).
 
-- render_refusal: a Refused outcome -> an Anthropic error (status, `retry-after` when waiting helps).
-- served_headers: the headers of a served reply (JSON or SSE).
+- render_refusal: a Refused outcome -> an Anthropic error (status, an integer `retry-after` when waiting
+  helps, `x-should-retry`, the Anthropic-protocol upstream's forwarded headers).
+- served_headers: the headers of a served reply (JSON or SSE): who served it (`x-ccm-provider`), after how
+  many failed attempts (`x-ccm-failovers`), and the upstream's forwarded headers (request-id,
+  x-should-retry, anthropic-ratelimit-*).
 - health_document: the /health JSON.
 - model_infos: what GET /v1/models lists.
 """
@@ -28,11 +31,10 @@ class Rendered:
 
 
 def render_refusal(refused: Refused, request_id: str) -> Rendered:
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", "x-should-retry": "true" if refused.should_retry else "false"}
+    headers.update(refused.headers)  # an upstream's own x-should-retry (a client error passed on) wins
     if refused.retry_after is not None:
-        headers["retry-after"] = str(refused.retry_after)
-    if refused.should_retry is not None:
-        headers["x-should-retry"] = "true" if refused.should_retry else "false"
+        headers["retry-after"] = str(int(refused.retry_after))
     return Rendered(
         refused.status, headers, error_body(refused.status, refused.message, request_id, refused.error_type)
     )
@@ -40,8 +42,14 @@ def render_refusal(refused: Refused, request_id: str) -> Rendered:
 
 def served_headers(served: Served) -> dict[str, str]:
     if served.stream is None:
-        return {"content-type": "application/json"}
-    return {"content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no"}
+        headers = {"content-type": "application/json"}
+    else:
+        headers = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no"}
+    headers.update(served.headers)
+    if served.route is not None:  # a held stream does not know its provider yet
+        headers["x-ccm-provider"] = served.route.provider
+        headers["x-ccm-failovers"] = str(served.failovers)
+    return headers
 
 
 def health_document(view: EngineView) -> dict[str, object]:

@@ -19,6 +19,7 @@ from ccm_tui.core.states import AttemptOutcome
 NOTABLE_HEADERS = (
     "request-id",
     "x-request-id",
+    "x-should-retry",
     "x-amzn-requestid",
     "x-generation-id",
     "anthropic-ratelimit-requests-remaining",
@@ -72,6 +73,7 @@ class AttemptLog:
         cost: float | None,
         headers: Mapping[str, str] | None = None,
         error: tuple[str, str] | None = None,
+        skipped_events: int = 0,
     ) -> RequestFinished:
         """The request's final event: what the client got, who served it, every attempt."""
         return RequestFinished(
@@ -92,6 +94,7 @@ class AttemptLog:
             headers_of_note=tuple((k, headers[k]) for k in NOTABLE_HEADERS if headers and k in headers),
             hints=self.request.hints,
             key_label=route.api_key.label if route and route.api_key else None,
+            skipped_events=skipped_events,
         )
 
 

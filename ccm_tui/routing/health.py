@@ -2,8 +2,11 @@
 
 One `ProviderHealth` per configured provider, holding one `VariantHealth` per (model, region) variant, because
 cloud quotas are per model and region. Cool-downs apply to a variant; disables (auth, billing) to the whole
-provider. Recovery is gradual: when a cool-down ends the next request that plans the variant takes it as
-its normal place in the order — that request is the probe. While the probe is in flight the variant is
+provider. Recovery is bounded and gradual: a cool-down the upstream gave no time for is capped at
+`backoff_max` (however long the provider was down), so a probe is due on that schedule; when a cool-down
+ends the next request that plans the variant takes it as its normal place in the order — that request is
+the probe, and one probe success closes the circuit. An upstream's own wait (retry-after, reset headers) is
+capped at `cooldown_max`. While the probe is in flight the variant is
 `probing` and other requests use it only after every healthy candidate; a success returns it to `ok`, a
 failure cools it down again (longer).
 
@@ -19,13 +22,15 @@ from dataclasses import dataclass, field
 from ccm_tui.config import RoutingSettings
 from ccm_tui.core.events import Usage
 from ccm_tui.core.states import FailureKind, ProviderState
-from ccm_tui.routing.limits import Failure, QuotaSnapshot, backoff_seconds
+from ccm_tui.routing.limits import Failure, FailureCause, QuotaSnapshot, backoff_seconds, bounded_wait
 
 RECENT_WINDOW_SECONDS = 300.0
 RECENT_MAX_SAMPLES = 200
 # Pass-through providers serve whatever model name a client sends; each name gets a variant here. Configured
 # variants are always kept; made-up names are capped so a client cannot grow this state (and /health) forever.
 MAX_UNCONFIGURED_VARIANTS = 32
+DAY = 86_400.0
+TTFT_SAMPLES = 20  # recent times to first token kept per variant (routing/deadlines.py reads them)
 
 
 @dataclass
@@ -37,6 +42,9 @@ class VariantHealth:
     probe_in_flight: bool = False  # one request is testing it right now
     last_reason: str = ""
     configured: bool = False  # named in the provider's [models] table (never evicted)
+    cause: FailureCause | None = None  # why it last failed (what a refusal tells the client)
+    first_tokens: deque[float] = field(default_factory=lambda: deque(maxlen=TTFT_SAMPLES))
+    missed_deadline: bool = False  # its last attempt missed the first-token deadline: the next one gets the ceiling
 
     def state(self, now: float) -> ProviderState:
         if self.cooldown_until > now:
@@ -143,14 +151,20 @@ class HealthBook:
     def __getitem__(self, name: str) -> ProviderHealth:
         return self.providers[name]
 
-    def record_success(self, name: str, variant: str, now: float, ttfb: float | None, usage: Usage) -> bool:
-        """Returns True when the variant recovered (it was probing or had failures)."""
+    def record_success(
+        self, name: str, variant: str, now: float, ttfb: float | None, usage: Usage, first_token: float | None = None
+    ) -> bool:
+        """Returns True when the variant recovered (it was probing or had failures). `first_token` is the
+        attempt's time to first content (streams), a sample for its adaptive deadline."""
         provider = self.providers[name]
         state = provider.variant(variant)
         recovered = state.recovering or state.consecutive_failures > 0
-        state.recovering = state.probe_in_flight = False
+        state.recovering = state.probe_in_flight = state.missed_deadline = False
         state.consecutive_failures = 0
         state.cooldown_until = 0.0
+        state.cause = None
+        if first_token is not None:
+            state.first_tokens.append(first_token)
         provider.requests += 1
         provider.recent.append((now, ttfb, True))
         provider.usage_total = _add(provider.usage_total, usage)
@@ -165,19 +179,22 @@ class HealthBook:
         provider.errors += 1
         provider.recent.append((now, None, False))
         state.last_reason = failure.reason
+        state.cause = failure.cause
+        routing = self.routing
         if failure.kind is FailureKind.COOLDOWN:
             state.consecutive_failures += 1
-            wait = failure.retry_after
+            wait = bounded_wait(failure.retry_after, routing.cooldown_max)
             if wait is None:
-                wait = backoff_seconds(
-                    state.consecutive_failures, self.routing.cooldown_base, self.routing.cooldown_max
-                )
+                # A configured base above the cap is the user's own minimum: honoured.
+                cap = min(max(routing.backoff_max, routing.cooldown_base), routing.cooldown_max)
+                wait = backoff_seconds(state.consecutive_failures, routing.cooldown_base, cap)
             state.cooldown_until = now + wait
             state.recovering, state.probe_in_flight = True, False
             return state.cooldown_until
         state.probe_in_flight = False
         if failure.kind is FailureKind.DISABLE:
-            wait = failure.retry_after if failure.retry_after else self.routing.disable_seconds
+            # A per-day quota may reset in more than disable_seconds; nothing sane is further off than a day.
+            wait = bounded_wait(failure.retry_after, max(routing.disable_seconds, DAY)) or routing.disable_seconds
             provider.disabled_until = now + wait
             provider.disabled_reason = failure.reason
             return provider.disabled_until
@@ -190,6 +207,11 @@ class HealthBook:
         provider.requests += 1
         provider.errors += 1
         provider.recent.append((now, None, False))
+
+    def note_missed_deadline(self, name: str, variant: str) -> None:
+        """The attempt got no first token in time: its next try waits the ceiling, so a variant that became
+        slower for good is not cut forever by deadlines learnt when it was fast."""
+        self.providers[name].variant(variant).missed_deadline = True
 
     def abandon_probe(self, name: str, variant: str) -> None:
         """The client left before an answer: nothing was learned about the upstream."""

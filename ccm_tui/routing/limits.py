@@ -9,10 +9,25 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from ccm_tui.core.contract import UpstreamError
 from ccm_tui.core.durations import finite_seconds, parse_duration, parse_timestamp
-from ccm_tui.core.states import ErrorOrigin, FailureKind
+from ccm_tui.core.states import ErrorOrigin, FailureKind, TransportFailure
+
+
+class FailureCause(StrEnum):
+    """Why an upstream failed, finer than FailureKind: what the client is told when every candidate failed."""
+
+    RATE_LIMIT = "rate_limit"  # 429: too many requests (a throttle, not a spend cap)
+    OVERLOAD = "overload"  # 529 / 503 / overloaded_error: the service is busy
+    UNREACHABLE = "unreachable"  # the connection was refused or the host is unreachable
+    TIMEOUT = "timeout"  # no answer (or no first token) in time
+    CUT = "cut"  # the connection was lost, or a stream stopped / stalled before its end
+    REPLY = "reply"  # an unusable 2xx reply
+    SERVER = "server"  # another 5xx
+    DISABLED = "disabled"  # auth, billing, spend limit
+    REQUEST = "request"  # the request does not fit (client error, too large, model missing)
 
 
 @dataclass(frozen=True)
@@ -20,6 +35,7 @@ class Failure:
     kind: FailureKind
     retry_after: float | None  # seconds the upstream asked us to wait; None = choose a back-off
     reason: str  # short, for the request log and the provider panel
+    cause: FailureCause = FailureCause.SERVER
 
 
 @dataclass(frozen=True)
@@ -213,21 +229,61 @@ def classify(error: UpstreamError, now: float) -> Failure:
 
     if error.origin is not ErrorOrigin.HTTP or status is None:
         # No response, an unusable 2xx or an error event mid-stream: the upstream failed, not the request.
-        return Failure(FailureKind.COOLDOWN, error.retry_after, reason)
+        return Failure(FailureKind.COOLDOWN, error.retry_after, reason, _cause_without_status(error))
+    if 200 <= status < 300:
+        # An adapter found the 2xx body unusable (a JSON array, an error object where a reply belongs).
+        return Failure(FailureKind.COOLDOWN, None, reason, FailureCause.REPLY)
     if error.long_quota or code in _SPEND_LIMIT_CODES or kind_of in _SPEND_LIMIT_CODES:
-        return Failure(FailureKind.DISABLE, _retry_after(error, now), reason)
+        return Failure(FailureKind.DISABLE, _retry_after(error, now), reason, FailureCause.DISABLED)
     if status == 402 or kind_of in _DISABLE_TYPES or status in (401, 403):
-        return Failure(FailureKind.DISABLE, None, reason)
-    if status == 413 or code in ("tokens_limit_reached", UNSUPPORTED_FEATURE_CODE):
-        # Too large here, or a feature this target cannot run (a server tool, MCP, a schema): another can.
-        return Failure(FailureKind.SKIP, None, reason)
-    if status == 404:
-        return Failure(FailureKind.SKIP, None, reason)
+        return Failure(FailureKind.DISABLE, None, reason, FailureCause.DISABLED)
+    if status == 413 or code in ("tokens_limit_reached", UNSUPPORTED_FEATURE_CODE) or status == 404:
+        # Too large here, no such model, or a feature this target cannot run (a server tool, MCP, a schema):
+        # another candidate can.
+        return Failure(FailureKind.SKIP, None, reason, FailureCause.REQUEST)
     if status in (408, 409, 424, 429, 529) or status >= 500 or kind_of in _COOLDOWN_TYPES:
-        return Failure(FailureKind.COOLDOWN, _retry_after(error, now), reason)
+        return Failure(FailureKind.COOLDOWN, _retry_after(error, now), reason, _transient_cause(error))
     if status in (400, 422) and any(hint in text for hint in _CONTEXT_HINTS):
-        return Failure(FailureKind.SKIP, None, reason)
-    return Failure(FailureKind.CLIENT_ERROR, None, reason)
+        return Failure(FailureKind.SKIP, None, reason, FailureCause.REQUEST)
+    return Failure(FailureKind.CLIENT_ERROR, None, reason, FailureCause.REQUEST)
+
+
+def _cause_without_status(error: UpstreamError) -> FailureCause:
+    if error.origin is ErrorOrigin.TRANSPORT:
+        return {
+            TransportFailure.CONNECT: FailureCause.UNREACHABLE,
+            TransportFailure.TIMEOUT: FailureCause.TIMEOUT,
+        }.get(error.transport or TransportFailure.READ, FailureCause.CUT)
+    if error.origin is ErrorOrigin.STREAM:
+        return _transient_cause(error)
+    return FailureCause.REPLY
+
+
+def _transient_cause(error: UpstreamError) -> FailureCause:
+    kind_of = (error.error_type or "").lower()
+    if error.status == 429 or kind_of in ("rate_limit_error", "throttlingexception", "rate_limit_exceeded"):
+        return FailureCause.RATE_LIMIT
+    if is_overload(error):
+        return FailureCause.OVERLOAD
+    if error.status in (408, 504):
+        return FailureCause.TIMEOUT
+    return FailureCause.SERVER
+
+
+def retry_same_provider(error: UpstreamError) -> bool:
+    """One immediate retry on the same provider is cheap and likely to work only for a connection reset
+    before any response, or a lone 500 / 502 (not for 429 / 503 / 529 or timeouts: those mean "busy")."""
+    if error.origin is ErrorOrigin.TRANSPORT:
+        return error.transport is TransportFailure.READ
+    return error.origin is ErrorOrigin.HTTP and error.status in (500, 502)
+
+
+def bounded_wait(seconds: float | None, maximum: float) -> float | None:
+    """An upstream's wait as a usable cool-down: None stays None (choose a back-off), anything past `maximum`
+    (inf, absurd dates, huge numbers) is `maximum`, negative or NaN is None."""
+    if seconds is None or math.isnan(seconds) or seconds < 0:
+        return None
+    return min(seconds, maximum)
 
 
 # translate/features.py refuses what a target cannot honour with this code (routing must not import translate).

@@ -90,14 +90,14 @@ class Steering:
         budget = self.budget(now)
         if budget.restricts:
             if budget.action is BudgetAction.REFUSE:
-                return Refused(RefusalKind.BUDGET, f"{budget.message}.", should_retry=False)
+                return Refused(RefusalKind.BUDGET, f"{budget.message}.", retryable=False)
             cheap = [c for c in candidates if is_cheap(c.stats.price_per_mtok, budget.cheap_usd_per_mtok)]
             if not cheap:
                 price = f"${budget.cheap_usd_per_mtok:g}"
                 message = (
                     f"{budget.message}, and no provider of {request.model!r} costs under {price} per million tokens."
                 )
-                return Refused(RefusalKind.BUDGET, message, should_retry=False)
+                return Refused(RefusalKind.BUDGET, message, retryable=False)
             candidates = cheap
         matched = rule_for(request.hints, self.settings)
         rule = matched[1] if matched else None

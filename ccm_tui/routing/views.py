@@ -116,6 +116,7 @@ class EngineView:
     in_flight: int
     providers: tuple[ProviderView, ...]  # in config order
     steering: SteeringView | None = None  # threshold, pins, class rules, budget guard
+    held: tuple[tuple[str, float], ...] = ()  # (request id, until) of requests waiting for a recovery
 
     @property
     def budget(self) -> BudgetState | None:
@@ -149,12 +150,13 @@ def engine_view(
     in_flight: int,
     now: float,
     steering: SteeringView | None = None,
+    held: tuple[tuple[str, float], ...] = (),
 ) -> EngineView:
     steers = steering.providers if steering else {}
     views = tuple(
         provider_view(name, provider, health[name], now, steers.get(name)) for name, provider in providers.items()
     )
-    return EngineView(strategy, paused, in_flight, views, steering)
+    return EngineView(strategy, paused, in_flight, views, steering, held)
 
 
 def provider_view(

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from ccm_tui.core.contract import StreamMeter, UpstreamError
-from ccm_tui.core.events import Usage, token_count
+from ccm_tui.core.events import Usage
 from ccm_tui.core.scrub import scrub
 from ccm_tui.core.states import ErrorOrigin
 from ccm_tui.tokens import quick_text_estimate
@@ -465,4 +465,8 @@ def _new_tool_id() -> str:
 
 
 def _int(value: Any) -> int:
-    return token_count(value)
+    # Magnitude kept on purpose: a count no real answer has makes a non-streaming reply unusable (the engine
+    # fails it over, routing/replies.py) and is dropped from a stream's record (sane_usage).
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) == float("inf"):
+        return 0
+    return int(value)
