@@ -65,6 +65,13 @@ COMMANDS: tuple[Command, ...] = (
         "activity. Enter there filters the request stream by that session.",
     ),
     Command(
+        "history",
+        "h",
+        "history",
+        "History",
+        "Spend and requests per day for the last 30 days, by provider, model or session.",
+    ),
+    Command(
         "clear-filter",
         "escape",
         "clear_filter",
