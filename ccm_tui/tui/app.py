@@ -34,14 +34,17 @@ from textual.widgets import DataTable, Footer, Static
 
 from ccm_tui.config import Settings
 from ccm_tui.core.events import (
+    BudgetChanged,
     Event,
     ProviderChange,
     ProviderChanged,
     RequestFinished,
+    RequestHeld,
     RequestRejected,
     RequestStarted,
     RoutingChanged,
     SpendAlert,
+    SteppedOff,
 )
 from ccm_tui.core.scrub import ScrubbingFilter, remember_secret
 from ccm_tui.format import LAUNCH_COMMAND, claude_environment, countdown, upstream_endpoint, usd
@@ -323,6 +326,9 @@ class CcmApp(App[int]):
                 self.demo,
                 self.settings.server.auth_key_env,
                 self._key_for("copy-env"),
+                view.budget,
+                view.held,
+                self.clock(),
             )
         )
         self.query_one(ProvidersPanel).refresh_rows()
@@ -405,7 +411,9 @@ class CcmApp(App[int]):
         self.push_screen(ProviderDetail(name, render, retry))
 
     def action_sessions(self) -> None:
-        self.push_screen(SessionsScreen(self.sessions, self.clock, self.demo), self._session_chosen)
+        engine = self._engine()
+        pins = engine.view().pins if engine is not None else ()
+        self.push_screen(SessionsScreen(self.sessions, self.clock, self.demo, pins), self._session_chosen)
 
     def action_history(self) -> None:
         absent = NoHistory.DEMO if self.demo else NoHistory.DISABLED
@@ -423,6 +431,19 @@ class CcmApp(App[int]):
         log = self.query_one(RequestLog)
         if log.filter_label:
             log.set_filter(None)
+
+    def action_lift_budget(self) -> None:
+        engine = self._engine()
+        if engine is None:
+            return
+        budget = engine.view().budget
+        if budget is None or not budget.configured:
+            self.notify("No budget is configured ([budget] daily_usd or hourly_usd).", severity="warning")
+            return
+        lifted = engine.lift_budget()
+        until = time.strftime("%H:%M", time.localtime(lifted.lifted_until)) if lifted.lifted_until else "midnight"
+        self.notify(f"Budget guard lifted until {until} local: requests are routed as usual.", timeout=6)
+        self.refresh_panels()
 
     def action_copy_env(self) -> None:
         line = claude_environment(self.display_url, self.settings.server.auth_key_env)
@@ -476,6 +497,13 @@ CHANGE_WORDS = {
 }
 
 
+BUDGET_ACTIONS = {
+    "refuse": "refusing new requests (b lifts it for today)",
+    "cheapest": "only cheap providers until it resets (b lifts it for today)",
+    "alert": "alert only, requests go on",
+}
+
+
 def notice_entry(message: str, style: str, at: float) -> Entry:
     """A notice for the stream: wrapped under its stamp when the pane is narrower than the message."""
     return Entry(notice_text(message, style, at), stamp=stamp(at), message=notice_message(message, style))
@@ -504,6 +532,19 @@ def describe(
         if was_paused and not event.paused:
             return "proxy resumed: serving requests again", "green"
         return f"strategy {event.strategy}", "cyan"
+    if isinstance(event, SteppedOff):
+        return event.text, "yellow" if event.stepped_off else "green"
+    if isinstance(event, BudgetChanged):
+        if event.lifted:
+            return "budget guard lifted for the rest of the day (b)", "green"
+        if event.active:
+            return f"{event.message}: {BUDGET_ACTIONS.get(event.action, event.action)}", "bold red"
+        return "budget: under every cap again", "green"
+    if isinstance(event, RequestHeld):
+        if event.until is None:
+            return None  # the request goes on: its line follows when it finishes
+        why = f": {event.reason}" if event.reason else ""
+        return f"{event.request_id} held — retry in {countdown(event.until, now)}{why}", "yellow"
     if isinstance(event, SpendAlert):
         label = {"hour": "hourly", "day": "daily"}.get(event.window, event.window)
         return f"{label} spend {usd(event.spent_usd)} crossed the {usd(event.threshold_usd)} alert", "bold red"

@@ -80,6 +80,14 @@ COMMANDS: tuple[Command, ...] = (
         show=False,
     ),
     Command(
+        "lift-budget",
+        "b",
+        "lift_budget",
+        "Lift budget",
+        "Lift the budget guard ([budget]) for the rest of the day: requests route as if under every cap.",
+        show=False,
+    ),
+    Command(
         "copy-env",
         "c",
         "copy_env",
