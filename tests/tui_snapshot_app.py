@@ -17,9 +17,17 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from ccm_tui.config import AlertSettings, ProviderSettings, Settings
+from ccm_tui.config import AlertSettings, BudgetSettings, ProviderSettings, Settings
 from ccm_tui.core.contract import Variant
-from ccm_tui.core.events import AttemptRecord, Event, ProviderChange, ProviderChanged, RequestFinished, Usage
+from ccm_tui.core.events import (
+    AttemptRecord,
+    Event,
+    ProviderChange,
+    ProviderChanged,
+    RequestFinished,
+    SteppedOff,
+    Usage,
+)
 from ccm_tui.core.hints import ClientHints, RequestClass
 from ccm_tui.core.states import AttemptOutcome, ProviderState
 from ccm_tui.proxy.server import bind_socket
@@ -32,6 +40,8 @@ SESSION_START = NOW - 8 * 60
 DISPLAY_URL = "http://127.0.0.1:48123"
 KEY_ENV = "CCM_SNAPSHOT_KEY"
 UPSTREAM_KEY = "sk-snapshot-upstream-key-never-on-screen"
+SECOND_KEY_ENV = "CCM_SNAPSHOT_KEY_2"  # swiftai has a pool of two keys
+SECOND_UPSTREAM_KEY = "sk-snapshot-second-key-never-on-screen-2b"
 UNUSED_UPSTREAM = "http://127.0.0.1:9"  # never contacted: the scene publishes events instead
 RATE_LIMIT_REASON = "429 rate_limit_error Number of requests has exceeded your per-minute rate limit"
 
@@ -66,6 +76,7 @@ def scene_settings() -> Settings:
                 models=_tiers(haiku="claude-haiku-4-5", sonnet="claude-sonnet-4-6"),
                 price_input_mtok=0.8,
                 price_output_mtok=4.0,
+                more_key_envs=(SECOND_KEY_ENV,),
                 **common,
             ),
             ProviderSettings(
@@ -88,6 +99,7 @@ def scene_settings() -> Settings:
             ),
         ),
         alerts=AlertSettings(hourly_usd=5.0, daily_usd=40.0),
+        budget=BudgetSettings(daily_usd=20.0),
         history_enabled=False,
     )
 
@@ -98,7 +110,7 @@ def build_app() -> ScenicApp:
     app = CcmApp(
         scene_settings(),
         bind_socket("127.0.0.1", 0),
-        environ={KEY_ENV: UPSTREAM_KEY},
+        environ={KEY_ENV: UPSTREAM_KEY, SECOND_KEY_ENV: SECOND_UPSTREAM_KEY},
         clock=clock,
         display_url=DISPLAY_URL,
     )
@@ -204,6 +216,10 @@ def failover_scene() -> list[tuple[float, Event]]:
                 )
                 scene.append((attempt.started_at, changed))
                 cooling.add(variant)
+                if attempt.started_at == NOW - 7:  # the 429 said 0 of 50 left: routing steps off swiftai
+                    used = "100 % of requests/min used"
+                    stepped = SteppedOff("swiftai", True, used, 1.0, 0.8, NOW + 23, attempt.started_at)
+                    scene.append((attempt.started_at, stepped))
             elif variant in cooling:
                 cooling.discard(variant)
                 recovered = ProviderChanged(

@@ -29,25 +29,29 @@ from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.driver import Driver
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ccm_tui.config import Settings
 from ccm_tui.core.events import (
+    BudgetChanged,
     Event,
     ProviderChange,
     ProviderChanged,
     RequestFinished,
+    RequestHeld,
     RequestRejected,
     RequestStarted,
     RoutingChanged,
     SpendAlert,
+    SteppedOff,
 )
 from ccm_tui.core.scrub import ScrubbingFilter, remember_secret
 from ccm_tui.format import LAUNCH_COMMAND, claude_environment, countdown, upstream_endpoint, usd
 from ccm_tui.proxy.server import BindError
 from ccm_tui.runtime import Runtime, StartupError
 from ccm_tui.service import Service, bind, instance_path
+from ccm_tui.telemetry.history_reader import HistoryQueries, HistoryReader
 from ccm_tui.tui.commands import COMMANDS, bindings
 from ccm_tui.tui.keymap import keymap
 from ccm_tui.tui.layout import Layout, Width, layout_for
@@ -55,11 +59,13 @@ from ccm_tui.tui.logs import TuiLogHandler, configure_file_logging
 from ccm_tui.tui.recent_errors import RecentErrors
 from ccm_tui.tui.screens.detail import RequestDetail
 from ccm_tui.tui.screens.help import HelpScreen
+from ccm_tui.tui.screens.history import HistoryScreen, NoHistory
 from ccm_tui.tui.screens.keys import KeyEntry, KeyResult
 from ccm_tui.tui.screens.provider import ProviderDetail, provider_renderable
 from ccm_tui.tui.screens.sessions import SessionsScreen
 from ccm_tui.tui.sessions import SessionBook, in_session, short_id
 from ccm_tui.tui.widgets.header import Status, StatusBar
+from ccm_tui.tui.widgets.history_banner import HistoryBanner
 from ccm_tui.tui.widgets.lines import notice_message, notice_text, rejected_text, request_text, stamp
 from ccm_tui.tui.widgets.providers import ProvidersPanel
 from ccm_tui.tui.widgets.requests import Entry, RequestLog
@@ -113,6 +119,7 @@ class CcmApp(App[int]):
         self.layout: Layout | None = None
         self.spend_shown: bool | None = None  # the user's choice (g); None = the layout's default
         self._was_paused = False
+        self.history_queries: HistoryQueries | None = None  # None: no history (off, or the demo's own store)
 
     def get_driver_class(self) -> type[Driver]:
         driver = super().get_driver_class()
@@ -127,6 +134,7 @@ class CcmApp(App[int]):
     # --- lifecycle -------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
+        yield HistoryBanner(id="history-banner")
         yield Static(f"Starting ccm-tui on {self.display_url} …", id="starting")
         yield Footer()
 
@@ -141,6 +149,8 @@ class CcmApp(App[int]):
         logging.getLogger().addHandler(self._log_handler)
         runtime = await self.service.start()
         self.runtime = runtime
+        if runtime.history is not None and runtime.history_path is not None and not self.demo:
+            self.history_queries = HistoryQueries(HistoryReader(runtime.history_path))
         self.requests_today = runtime.requests_before_start
         self.endpoints = {p.name: where for p in runtime.settings.providers if (where := upstream_endpoint(p))}
         runtime.bus.subscribe(self._on_event)
@@ -168,7 +178,13 @@ class CcmApp(App[int]):
         from textual.widgets import Button, Input, Label
 
         samples = (HelpScreen(self.display_url), VerticalScroll(), Input(), Button(), Label())
-        unconstructed: tuple[type[ModalScreen[Any]], ...] = (RequestDetail, KeyEntry, ProviderDetail, SessionsScreen)
+        unconstructed: tuple[type[Screen[Any]], ...] = (
+            RequestDetail,
+            KeyEntry,
+            ProviderDetail,
+            SessionsScreen,
+            HistoryScreen,
+        )
         for node in (*samples, *(cls.__new__(cls) for cls in unconstructed)):
             for read_from, css, tie_breaker, scope in node._get_default_css():
                 self.stylesheet.add_source(
@@ -233,6 +249,9 @@ class CcmApp(App[int]):
 
     async def _stop_service(self) -> None:
         await self.service.stop()  # idempotent: action_quit and on_unmount may overlap
+        queries, self.history_queries = self.history_queries, None
+        if queries is not None:
+            await queries.close()
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
             self._log_handler = None
@@ -255,7 +274,10 @@ class CcmApp(App[int]):
             return
         pending, self._pending[:] = list(self._pending), []
         lines: list[Entry] = []
+        banner = self.query_one(HistoryBanner)
         for at, item in pending:
+            if not isinstance(item, tuple):
+                banner.show_event(item)
             if isinstance(item, RequestFinished):
                 self.requests_today += 1
                 self.sessions.add(item)
@@ -304,6 +326,9 @@ class CcmApp(App[int]):
                 self.demo,
                 self.settings.server.auth_key_env,
                 self._key_for("copy-env"),
+                view.budget,
+                view.held,
+                self.clock(),
             )
         )
         self.query_one(ProvidersPanel).refresh_rows()
@@ -386,7 +411,13 @@ class CcmApp(App[int]):
         self.push_screen(ProviderDetail(name, render, retry))
 
     def action_sessions(self) -> None:
-        self.push_screen(SessionsScreen(self.sessions, self.clock, self.demo), self._session_chosen)
+        engine = self._engine()
+        pins = engine.view().pins if engine is not None else ()
+        self.push_screen(SessionsScreen(self.sessions, self.clock, self.demo, pins), self._session_chosen)
+
+    def action_history(self) -> None:
+        absent = NoHistory.DEMO if self.demo else NoHistory.DISABLED
+        self.push_screen(HistoryScreen(self.history_queries, absent=absent, clock=self.clock))
 
     def _session_chosen(self, session_id: str | None) -> None:
         if session_id is None:
@@ -400,6 +431,19 @@ class CcmApp(App[int]):
         log = self.query_one(RequestLog)
         if log.filter_label:
             log.set_filter(None)
+
+    def action_lift_budget(self) -> None:
+        engine = self._engine()
+        if engine is None:
+            return
+        budget = engine.view().budget
+        if budget is None or not budget.configured:
+            self.notify("No budget is configured ([budget] daily_usd or hourly_usd).", severity="warning")
+            return
+        lifted = engine.lift_budget()
+        until = time.strftime("%H:%M", time.localtime(lifted.lifted_until)) if lifted.lifted_until else "midnight"
+        self.notify(f"Budget guard lifted until {until} local: requests are routed as usual.", timeout=6)
+        self.refresh_panels()
 
     def action_copy_env(self) -> None:
         line = claude_environment(self.display_url, self.settings.server.auth_key_env)
@@ -453,6 +497,13 @@ CHANGE_WORDS = {
 }
 
 
+BUDGET_ACTIONS = {
+    "refuse": "refusing new requests (b lifts it for today)",
+    "cheapest": "only cheap providers until it resets (b lifts it for today)",
+    "alert": "alert only, requests go on",
+}
+
+
 def notice_entry(message: str, style: str, at: float) -> Entry:
     """A notice for the stream: wrapped under its stamp when the pane is narrower than the message."""
     return Entry(notice_text(message, style, at), stamp=stamp(at), message=notice_message(message, style))
@@ -481,6 +532,19 @@ def describe(
         if was_paused and not event.paused:
             return "proxy resumed: serving requests again", "green"
         return f"strategy {event.strategy}", "cyan"
+    if isinstance(event, SteppedOff):
+        return event.text, "yellow" if event.stepped_off else "green"
+    if isinstance(event, BudgetChanged):
+        if event.lifted:
+            return "budget guard lifted for the rest of the day (b)", "green"
+        if event.active:
+            return f"{event.message}: {BUDGET_ACTIONS.get(event.action, event.action)}", "bold red"
+        return "budget: under every cap again", "green"
+    if isinstance(event, RequestHeld):
+        if event.until is None:
+            return None  # the request goes on: its line follows when it finishes
+        why = f": {event.reason}" if event.reason else ""
+        return f"{event.request_id} held — retry in {countdown(event.until, now)}{why}", "yellow"
     if isinstance(event, SpendAlert):
         label = {"hour": "hourly", "day": "daily"}.get(event.window, event.window)
         return f"{label} spend {usd(event.spent_usd)} crossed the {usd(event.threshold_usd)} alert", "bold red"

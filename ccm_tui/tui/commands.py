@@ -65,11 +65,26 @@ COMMANDS: tuple[Command, ...] = (
         "activity. Enter there filters the request stream by that session.",
     ),
     Command(
+        "history",
+        "h",
+        "history",
+        "History",
+        "Spend and requests per day for the last 30 days, by provider, model or session.",
+    ),
+    Command(
         "clear-filter",
         "escape",
         "clear_filter",
         "All requests",
         "Show every request again after filtering the stream by a session.",
+        show=False,
+    ),
+    Command(
+        "lift-budget",
+        "b",
+        "lift_budget",
+        "Lift budget",
+        "Lift the budget guard ([budget]) for the rest of the day: requests route as if under every cap.",
         show=False,
     ),
     Command(

@@ -1,5 +1,6 @@
 """Provider detail (enter on a provider row): where it lives, its state and cause, where its key comes from,
-tier -> model mapping with each variant's state, quota windows, recent errors, and `r` to retry it now.
+each key of its pool (masked label, source, state, countdown), tier -> model mapping with each variant's state,
+quota windows and the threshold it steps off at, recent errors, and `r` to retry it now.
 
 Reads the engine's read-only view every second; `r` calls the engine's control API (retry_now), which ends
 the provider's cool-downs and disable so the next request tries it first.
@@ -24,7 +25,7 @@ from ccm_tui.core.events import AttemptRecord
 from ccm_tui.core.states import ProviderState
 from ccm_tui.format import attempt_cause, countdown, tokens, upstream_endpoint
 from ccm_tui.routing.limits import QuotaWindow
-from ccm_tui.routing.views import ProviderView
+from ccm_tui.routing.views import KeyView, ProviderView, Steer
 from ccm_tui.tui.widgets.providers import HEALTH_STYLES, health_text
 
 KEY_SOURCES = {
@@ -47,6 +48,55 @@ def _window(window: QuotaWindow | None, now: float) -> str:
         return "-"
     resets = f", resets in {countdown(window.reset_at, now)}" if window.reset_at and window.reset_at > now else ""
     return f"{tokens(window.remaining)} of {tokens(window.limit)} left{resets}"
+
+
+KEY_SOURCE_WORDS = {"env": "environment", "keyring": "OS keyring", "session": "this session"}
+
+
+def steering_text(steer: Steer, now: float) -> str:
+    """Where it steps off and how much of its most-used window is used (the state row says it stepped off)."""
+    words = f"steps off at {steer.quota_threshold * 100:.0f} % of a window used"
+    if steer.quota_used is not None and steer.quota_window:
+        words += f"; now {steer.quota_used * 100:.0f} % of {steer.quota_window}"
+        if steer.quota_resets_at and steer.quota_resets_at > now:
+            words += f" (resets in {countdown(steer.quota_resets_at, now)})"
+    return words
+
+
+def local_limits_text(steer: Steer) -> str | None:
+    limits = steer.local_limits
+    if not limits:
+        return None
+    parts = []
+    if limits.rpm:
+        parts.append(f"{steer.local_requests_minute}/{limits.rpm} requests/min")
+    if limits.tpm:
+        parts.append(f"{tokens(steer.local_tokens_minute)}/{tokens(limits.tpm)} tokens/min")
+    if limits.rpd:
+        parts.append(f"{steer.local_requests_day}/{limits.rpd} requests/day")
+    return ", ".join(parts) + " (counted here)"
+
+
+def key_state(key: KeyView, now: float) -> Text:
+    label = Text(key.state.value, style=HEALTH_STYLES.get(key.state, ""))
+    if key.until and key.until > now:
+        label.append(f" {countdown(key.until, now)}")
+    return label
+
+
+def keys_table(view: ProviderView, now: float) -> Table:
+    table = Table(title=f"keys ({view.steer.key_rotation.value})", title_justify="left", expand=True, show_edge=False)
+    for column in ("key (→ next)", "from", "state", "served", "last failure"):
+        table.add_column(column, overflow="fold")
+    for key in view.keys:
+        table.add_row(
+            Text.assemble(("→ " if key.next else "  ", "bold cyan"), key.label),
+            KEY_SOURCE_WORDS.get(key.source, key.source),
+            key_state(key, now),
+            str(key.served),
+            Text(key.reason, style="dim"),
+        )
+    return table
 
 
 def provider_renderable(
@@ -75,6 +125,9 @@ def provider_renderable(
             f"no rate-limit headers seen; here: {view.local_requests} req, "
             f"{tokens(view.local_tokens)} tokens in the last minute",
         )
+    facts.add_row("steering", steering_text(view.steer, now))
+    if (local := local_limits_text(view.steer)) is not None:
+        facts.add_row("local limits", local)
     facts.add_row(
         "this session",
         f"{view.requests} requests, {view.errors} errors, "
@@ -112,7 +165,8 @@ def provider_renderable(
     hint = Text.assemble(("r", "bold"), " retry now (ends a cool-down or disable)   ", ("esc", "bold"), " close")
     page = Table.grid(expand=True)  # one renderable for the Static (it takes no rich Group)
     page.add_column()
-    for part in (facts, Text(""), models, Text(""), recent, Text(""), hint):
+    keys = (keys_table(view, now), Text("")) if view.keys else ()
+    for part in (facts, Text(""), *keys, models, Text(""), recent, Text(""), hint):
         page.add_row(part)
     return page
 

@@ -1,10 +1,11 @@
-"""The sessions view: one row per Claude Code session (most recent first), its subagents under it; enter
-filters the request stream by the session of the selected row."""
+"""The sessions view: one row per Claude Code session (most recent first), its subagents under it, and where
+session affinity pins each session (provider/variant); enter filters the request stream by the session of the
+selected row."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,9 +15,11 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from ccm_tui.format import tokens, usd
+from ccm_tui.routing.affinity import Pin
 from ccm_tui.tui.sessions import Session, SessionBook, Tally, short_id
 
-COLUMNS = ("session / agent", "reqs", "spend", "in", "out", "failovers", "last", "providers")  # providers grow
+COLUMNS = ("session / agent", "reqs", "spend", "in", "out", "failovers", "last", "pinned to", "providers")
+# providers grow; "pinned to" is the session's row only (subagents share their session's pins)
 
 
 def ago(at: float, now: float) -> str:
@@ -28,7 +31,14 @@ def ago(at: float, now: float) -> str:
     return time.strftime("%H:%M", time.localtime(at))
 
 
-def tally_cells(tally: Tally, now: float) -> list[Text]:
+def pinned_text(pins: Sequence[Pin]) -> Text:
+    """Where the session's next request goes while healthy: one provider/variant per model it asked for."""
+    if not pins:
+        return Text("-", style="dim")
+    return Text(", ".join(dict.fromkeys(pin.route_key for pin in pins)), style="green", overflow="ellipsis")
+
+
+def tally_cells(tally: Tally, now: float, pinned: Text | None = None) -> list[Text]:
     spend = usd(tally.cost_usd) + ("+?" if tally.unpriced else "")
     providers = ", ".join(tally.providers) or "-"
     failovers = Text(str(tally.failovers), style="yellow" if tally.failovers else "dim")
@@ -39,6 +49,7 @@ def tally_cells(tally: Tally, now: float) -> list[Text]:
         Text(tokens(tally.output_tokens), justify="right"),
         failovers,
         Text(ago(tally.last_at, now), style="dim"),
+        pinned if pinned is not None else Text(""),
         Text(providers, style="cyan", overflow="ellipsis"),
     ]
 
@@ -59,9 +70,12 @@ class SessionsScreen(ModalScreen[str | None]):
         Binding("escape,q,v", "dismiss_none", "Close", id="close-sessions"),
     ]
 
-    def __init__(self, book: SessionBook, clock: Callable[[], float], demo: bool = False) -> None:
+    def __init__(
+        self, book: SessionBook, clock: Callable[[], float], demo: bool = False, pins: Sequence[Pin] = ()
+    ) -> None:
         super().__init__()
         self.book = book
+        self.pins = pins  # the engine's session pins when the view opened (routing/affinity.py)
         self.clock = clock
         self.demo = demo
         self._session_of_row: dict[str, str] = {}
@@ -96,7 +110,8 @@ class SessionsScreen(ModalScreen[str | None]):
     def _add_session(self, table: DataTable[Text | str], session: Session, now: float) -> None:
         key = f"s:{session.session_id}"
         label = Text(short_id(session.session_id), style="bold")
-        table.add_row(label, *tally_cells(session.tally, now), key=key)
+        pins = [pin for pin in self.pins if pin.session_id == session.session_id]
+        table.add_row(label, *tally_cells(session.tally, now, pinned_text(pins)), key=key)
         self._session_of_row[key] = session.session_id
         for agent in session.agents.values():
             key = f"a:{session.session_id}:{agent.agent_id}"

@@ -1,5 +1,5 @@
 """The two header lines: the status (demo, where the proxy listens, strategy, pause, today's requests and spend,
-requests in flight) and how to run Claude Code through it.
+requests in flight, requests held for a recovery, the budget guard) and how to run Claude Code through it.
 
 The status line is laid out from the most to the least verbose form and the first that fits is shown, so
 spend and in-flight survive down to 60 columns; labels and the URL's scheme go first.
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
-from ccm_tui.format import LAUNCH_COMMAND, claude_command_line, usd
+from ccm_tui.config import BudgetAction
+from ccm_tui.format import LAUNCH_COMMAND, claude_command_line, countdown, usd
+from ccm_tui.routing.budget import BudgetState, BudgetWindow
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,57 @@ class Status:
     demo: bool
     auth_key_env: str | None = None  # the proxy key's variable, named in the command line (never its value)
     copy_key: str = "c"  # the key that copies the environment line
+    budget: BudgetState | None = None  # shown only when a cap is configured
+    held: tuple[tuple[str, float], ...] = ()  # (request id, until) waiting for a provider to recover
+    now: float = 0.0  # the held countdown counts to it
+
+
+REACHED_WORDS = {
+    BudgetAction.REFUSE: "refusing",
+    BudgetAction.CHEAPEST: "cheap providers only",
+    BudgetAction.ALERT: "alert only",
+}
+
+
+def budget_text(budget: BudgetState) -> Text:
+    """The guard's state: "budget $20/day: 85 %", "budget reached: refusing", "budget $20/day: lifted"."""
+    if budget.active:
+        style = "bold white on red" if budget.restricts else "bold yellow"
+        return Text(f" budget reached: {REACHED_WORDS[budget.action]} ", style=style)
+    cap, spent, per = _tightest(budget)
+    figure = f"budget {cap_usd(cap)}/{per}"
+    if budget.lifted_until is not None:
+        return Text(f"{figure}: lifted", style="bold green")
+    used = spent / cap if cap else 0.0
+    style = "bold red" if used >= 0.9 else "bold yellow" if used >= 0.75 else "bold"
+    return Text(f"{figure}: {used * 100:.0f} %", style=style)
+
+
+def cap_usd(value: float) -> str:
+    """A configured cap as written: "$20", "$0.50"."""
+    return f"${value:g}" if value == int(value) else f"${value:.2f}"
+
+
+def _tightest(budget: BudgetState) -> tuple[float, float, str]:
+    """(cap, spent, "day"|"h") of the configured cap that is most used."""
+    caps: list[tuple[float, float, str, BudgetWindow]] = []
+    if budget.daily_usd is not None:
+        caps.append((budget.daily_usd, budget.spent_today, "day", BudgetWindow.DAY))
+    if budget.hourly_usd is not None:
+        caps.append((budget.hourly_usd, budget.spent_hour, "h", BudgetWindow.HOUR))
+    cap, spent, per, _ = max(caps, key=lambda c: (c[3] is budget.reached, c[1] / c[0] if c[0] else 1.0))
+    return cap, spent, per
+
+
+def held_text(held: tuple[tuple[str, float], ...], now: float, short: bool = False) -> Text:
+    """Requests waiting for a recovery, counting down to the soonest: "1 held — retry in 12s"."""
+    soonest = min(until for _, until in held)
+    words = (
+        f"{len(held)} held {countdown(soonest, now)}"
+        if short
+        else f"{len(held)} held — retry in {countdown(soonest, now)}"
+    )
+    return Text(words, style="bold yellow")
 
 
 def status_text(status: Status, verbosity: int = 0) -> Text:
@@ -60,6 +113,12 @@ def status_text(status: Status, verbosity: int = 0) -> Text:
         text.append(str(status.in_flight), style="bold")
     else:
         text.append(f"{status.in_flight} in flight", style="bold")
+    if status.held:
+        text.append(gap)
+        text.append_text(held_text(status.held, status.now, short=verbosity >= 3))
+    if status.budget is not None and status.budget.configured:
+        text.append(gap)
+        text.append_text(budget_text(status.budget))
     return text
 
 

@@ -72,18 +72,40 @@ HEALTH_STYLES = {
 WAITING = (ProviderState.COOLING, ProviderState.PARTIAL, ProviderState.DISABLED)  # shown with a countdown
 
 
-def quota_bar(window: QuotaWindow | None, now: float, width: int = 8, resets: bool = True) -> Text:
+THRESHOLD_MARK = "│"
+
+
+def quota_bar(
+    window: QuotaWindow | None, now: float, width: int = 8, resets: bool = True, threshold: float | None = None
+) -> Text:
+    """What is left of a window as a bar; `threshold` (0..1 used, where routing steps off) marks its cell."""
     if window is None or window.limit is None or window.remaining is None:
         return Text("-", style="dim")
     fraction = window.fraction_left or 0.0
     filled = round(fraction * width)
     style = "green" if fraction > 0.5 else "yellow" if fraction > 0.15 else "red"
-    text = Text("█" * filled, style=style)
-    text.append("░" * (width - filled), style="dim")
+    mark = threshold_cell(threshold, width)
+    text = Text()
+    for cell in range(width):
+        if cell == mark:
+            text.append(THRESHOLD_MARK, style=f"bold {style}" if cell < filled else "bold")
+        elif cell < filled:
+            text.append("█", style=style)
+        else:
+            text.append("░", style="dim")
     text.append(f" {tokens(window.remaining)}/{tokens(window.limit)}")
     if resets and window.reset_at and window.reset_at > now:
         text.append(f" ↻{countdown(window.reset_at, now)}", style="dim")
     return text
+
+
+def threshold_cell(threshold: float | None, width: int) -> int | None:
+    """The bar cell where `threshold` of the window is used (the bar shows what is left, filled from the left);
+    None when it falls off the bar (a threshold of 100 %)."""
+    if threshold is None:
+        return None
+    cell = round((1.0 - threshold) * width)
+    return cell if 0 < cell < width else None
 
 
 def health_text(view: ProviderView, now: float, width: int) -> Text:
@@ -97,6 +119,8 @@ def health_text(view: ProviderView, now: float, width: int) -> Text:
         cooling = view.cooling_variants
         which = cooling[0] if len(cooling) == 1 else f"{len(cooling)} of {len(view.variants)} variants"
         text.append(f" · {which} cooling", style="yellow")
+    if view.stepped_off and state not in (ProviderState.OFF, ProviderState.NO_KEY):
+        text.append(f" · stepped off: {view.stepped_off}", style="yellow")
     if view.reason and state not in (ProviderState.OK, ProviderState.OFF, ProviderState.NO_KEY):
         text.append(" · ", style="dim")
         text.append(view.reason, style="dim")
@@ -110,11 +134,16 @@ def provider_cells(view: ProviderView, index: int, now: float, columns: Columns 
     quota = view.quota
     if quota is not None:
         width, resets = (8, True) if columns is WIDE_COLUMNS else (4, False)
-        requests = quota_bar(quota.requests, now, width, resets)
-        token_bar = quota_bar(quota.tokens, now, width, resets)
+        threshold = view.steer.quota_threshold
+        requests = quota_bar(quota.requests, now, width, resets, threshold)
+        token_bar = quota_bar(quota.tokens, now, width, resets, threshold)
     else:  # no rate-limit headers from this upstream: show what we counted ourselves
-        requests = Text(f"local {view.local_requests}/min", style="dim")
-        token_bar = Text(f"local {tokens(view.local_tokens)}/min", style="dim")
+        limits = view.steer.local_limits
+        rpm = f"/{limits.rpm} rpm" if limits.rpm else "/min"
+        tpm = f"/{tokens(limits.tpm)} tpm" if limits.tpm else "/min"
+        style = "yellow" if view.stepped_off else "dim"
+        requests = Text(f"local {view.local_requests}{rpm}", style=style)
+        token_bar = Text(f"local {tokens(view.local_tokens)}{tpm}", style=style)
     for bar, key in ((requests, "rq"), (token_bar, "tq")):
         if key in widths:
             bar.truncate(widths[key], overflow="ellipsis")
