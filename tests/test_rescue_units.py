@@ -163,3 +163,19 @@ default = "qwen"
     assert FirstTokenBounds.of(routing, provider) == FirstTokenBounds(20, 120, routing.ttft_factor)
     with pytest.raises(ConfigError, match="prefill: must be true or false"):
         parse_settings(tomllib.loads(text.replace("prefill = true", 'prefill = "yes"')), "config.toml")
+
+
+@pytest.mark.parametrize(
+    ("model", "accepts"),
+    [
+        ("claude-sonnet-4-5-20250929", True),
+        ("claude-opus-4-6", False),  # Anthropic removed prefill in the 4.6 generation
+        ("us.anthropic.claude-opus-4-6-v1:0", False),
+        ("claude-sonnet-4-6", False),
+        ("claude-haiku-4-5", True),
+    ],
+)
+def test_prefill_is_known_per_model(model: str, accepts: bool) -> None:
+    anthropic = ProviderSettings(name="a", kind="anthropic")
+    assert accepts_prefill(anthropic, model) is accepts
+    assert accepts_prefill(ProviderSettings(name="a", kind="anthropic", prefill=True), model)  # the user decides

@@ -156,7 +156,7 @@ def test_model_limits(name: str, model: str, output_cap: int, thinking_max: int 
 @pytest.mark.parametrize(
     ("name", "model"),
     [
-        ("anthropic", "claude-opus-4-6"),  # a newer minor version is not claude-opus-4
+        ("anthropic", "claude-opus-4-2"),  # a newer minor version is not claude-opus-4
         ("openai", "gpt-4o"),
         ("openrouter", "meta-llama/llama-3.3-70b"),  # neither the row nor a publisher knows it
         ("mistral", "mistral-large"),

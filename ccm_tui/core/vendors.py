@@ -83,6 +83,7 @@ class ModelLimits:
     max_thinking_budget: int | None = None  # the largest thinking budget the model accepts; None = bounded by output
     # Gemini 2.x cannot combine a response schema with function declarations (Gemini 3 can).
     structured_outputs_with_tools: bool = True
+    prefill: Support | None = None  # continues a trailing assistant message; None = as the vendor's capabilities
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,17 @@ class Vendor:
 # --- per-model limits ----------------------------------------------------------------------------------------
 # Anthropic's models overview. Extended thinking's budget_tokens must stay below max_tokens, so the output cap
 # bounds it. The longest matching prefix wins (claude-opus-4-5 before claude-opus-4).
+# Anthropic removed assistant prefill in the Claude 4.6 generation ("Prefilling assistant messages returns a 400
+# error on Claude 4.6 models"); later generations are taken to follow it. A rescue never prefills them.
+_NO_PREFILL = Support.NO
 _CLAUDE_MODELS = (
+    ModelLimits("claude-opus-4-6", prefill=_NO_PREFILL),
+    ModelLimits("claude-sonnet-4-6", prefill=_NO_PREFILL),
+    ModelLimits("claude-opus-4-7", prefill=_NO_PREFILL),
+    ModelLimits("claude-opus-4-8", prefill=_NO_PREFILL),
+    ModelLimits("claude-opus-5", prefill=_NO_PREFILL),
+    ModelLimits("claude-sonnet-5", prefill=_NO_PREFILL),
+    ModelLimits("claude-haiku-5", prefill=_NO_PREFILL),
     ModelLimits("claude-opus-4-5", output_cap=64000),
     ModelLimits("claude-opus-4-1", output_cap=32000),
     ModelLimits("claude-opus-4", output_cap=32000),

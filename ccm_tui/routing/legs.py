@@ -100,7 +100,8 @@ class StreamLegs(EngineCore):
         return [
             r
             for r in routes
-            if (r.provider, r.variant.key) not in failed and accepts_prefill(self.providers[r.provider].settings)
+            if (r.provider, r.variant.key) not in failed
+            and accepts_prefill(self.providers[r.provider].settings, r.model)
         ]
 
     def leg_failed(self, run: AttemptLog, leg: Leg, error: UpstreamError) -> None:

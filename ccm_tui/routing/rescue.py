@@ -16,14 +16,19 @@ import orjson
 
 from ccm_tui.config import ProviderSettings, vendor_of
 from ccm_tui.core.contract import ProxyRequest
-from ccm_tui.core.vendors import Support, vendor_or_custom
+from ccm_tui.core.vendors import Support, model_limits, vendor_or_custom
 from ccm_tui.routing.stream import BlockKind, ClientStream, Event, block_kind
 
 
-def accepts_prefill(settings: ProviderSettings) -> bool:
+def accepts_prefill(settings: ProviderSettings, model: str | None = None) -> bool:
+    """The provider's `prefill` setting, else the registry: the model's own row, else the vendor's."""
     if settings.prefill is not None:
         return settings.prefill
-    return vendor_or_custom(vendor_of(settings)).capabilities.prefill is Support.YES
+    vendor_name = vendor_of(settings)
+    limits = model_limits(vendor_name, model) if model else None
+    if limits is not None and limits.prefill is not None:
+        return limits.prefill is Support.YES
+    return vendor_or_custom(vendor_name).capabilities.prefill is Support.YES
 
 
 def prefill_request(request: ProxyRequest, streamed_text: str) -> ProxyRequest:
