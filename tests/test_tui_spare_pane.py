@@ -429,3 +429,29 @@ async def test_serve_logs_the_requests_it_refuses_itself(tmp_path) -> None:
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), timeout=20)
+
+
+async def test_keys_table_remaps_a_binding_inside_a_screen(first, second) -> None:
+    # Screen bindings have ids too: `retry-now` moves from r to x in the provider detail; r does nothing there.
+    first.scenario, first.retry_after = "rate_limit", 30
+    providers = [anthropic_provider("first", first.url), anthropic_provider("second", second.url)]
+    async with dashboard(providers, keys={"retry-now": ("x",)}) as (app, pilot):
+        await ask(app)
+        await wait_until(pilot, lambda: request_lines(app))
+        await pilot.press("tab", "enter")
+        assert isinstance(app.screen, ProviderDetail)
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.runtime.engine.provider_view("first").state is ProviderState.COOLING
+        await pilot.press("x")
+        assert app.runtime.engine.provider_view("first").state is ProviderState.OK
+
+
+def test_a_screen_key_may_repeat_a_dashboard_key_but_not_one_on_its_own_screen() -> None:
+    from ccm_tui.config import ConfigError
+    from ccm_tui.tui.keymap import keymap
+
+    # `x` is free on the history screen; `p` is already one of its own keys.
+    assert keymap(Settings(keys={"history-reload": ("x",)})) == {"history-reload": "x"}
+    with pytest.raises(ConfigError, match="already bound to history-by-provider"):
+        keymap(Settings(keys={"history-reload": ("p",)}))

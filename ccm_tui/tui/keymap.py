@@ -1,13 +1,15 @@
 """The config's `[keys]` table checked against the app's bindings and turned into a Textual keymap.
 
 config.py reads the table's shape (binding id -> key or list of keys); which binding ids exist is the
-command table's fact (tui/commands.py) and which key names exist is Textual's, so both are checked here.
+command table's fact (tui/commands.py) and each screen's BINDINGS, and which key names exist is Textual's, so
+both are checked here. Keys clash only within one screen: the history screen's `s` is not the dashboard's.
 cli.py runs the check for every command, so a config file is valid or invalid alike for `ccm-tui` and
 `ccm-tui serve`; CcmApp applies the result with `App.set_keymap` when it mounts.
 """
 
 from __future__ import annotations
 
+from textual.binding import Binding
 from textual.keys import REPLACED_KEYS, Keys, key_to_character
 
 from ccm_tui.config import ConfigError, Settings
@@ -40,12 +42,29 @@ def _same_key(key: str) -> str:
     return _character(key) or key
 
 
+def binding_groups() -> dict[str, dict[str, str]]:
+    """Binding id -> default keys, per screen that owns them (the dashboard's come from the command table)."""
+    from ccm_tui.tui.screens.detail import RequestDetail
+    from ccm_tui.tui.screens.help import HelpScreen
+    from ccm_tui.tui.screens.history import HistoryScreen
+    from ccm_tui.tui.screens.keys import KeyEntry
+    from ccm_tui.tui.screens.provider import ProviderDetail
+    from ccm_tui.tui.screens.sessions import SessionsScreen
+
+    groups = {"dashboard": {binding.id: binding.key for binding in bindings() if binding.id}}
+    for screen in (RequestDetail, HelpScreen, HistoryScreen, KeyEntry, ProviderDetail, SessionsScreen):
+        own = [b for b in screen.BINDINGS if isinstance(b, Binding) and b.id]
+        groups[screen.__name__] = {b.id: b.key for b in own if b.id}
+    return groups
+
+
 def keymap(settings: Settings) -> dict[str, str]:
     """Textual's keymap (binding id -> comma-separated keys) for `settings.keys`; ConfigError naming the file,
     the `keys.<id>` entry and the problem when an id is unknown, a key cannot exist or two bindings would
     share a key."""
     source = settings.source or "config"
-    defaults = {binding.id: binding.key for binding in bindings() if binding.id}
+    groups = binding_groups()
+    defaults = {binding_id: key for group in groups.values() for binding_id, key in group.items()}
 
     def error(binding_id: str, problem: str) -> ConfigError:
         return ConfigError(f"{source}: keys.{binding_id}: {problem}")
@@ -56,11 +75,12 @@ def keymap(settings: Settings) -> dict[str, str]:
         for key in keys:
             if problem := key_problem(key):
                 raise error(binding_id, problem)
-    owner: dict[str, str] = {}  # key -> the binding id it triggers, once the table is applied
-    for binding_id, default in defaults.items():
-        for key in settings.keys.get(binding_id) or tuple(default.split(",")):
-            other = owner.setdefault(_same_key(key), binding_id)
-            if other != binding_id:
-                culprit, holder = (binding_id, other) if binding_id in settings.keys else (other, binding_id)
-                raise error(culprit, f"{key!r} is already bound to {holder}")
+    for group in groups.values():
+        owner: dict[str, str] = {}  # key -> the binding id it triggers on this screen, once the table is applied
+        for binding_id, default in group.items():
+            for key in settings.keys.get(binding_id) or tuple(default.split(",")):
+                other = owner.setdefault(_same_key(key), binding_id)
+                if other != binding_id:
+                    culprit, holder = (binding_id, other) if binding_id in settings.keys else (other, binding_id)
+                    raise error(culprit, f"{key!r} is already bound to {holder}")
     return {binding_id: ",".join(keys) for binding_id, keys in settings.keys.items()}
